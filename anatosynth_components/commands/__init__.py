@@ -1,0 +1,1 @@
+"""Subcommands of the ``anatosynth`` command line (see :mod:`anatosynth_components.cli`)."""

@@ -1,0 +1,60 @@
+"""Data layer: readers for the real on-disk layouts, subject splits, MONAI transforms, demo data.
+
+Readers (each returns a :class:`DatasetIndex`): :func:`read_learn2reg`, :func:`read_neurite_oasis`,
+:func:`read_penet`, :func:`read_datalist`, and :func:`read_dataset` which detects the layout.
+
+Transforms (MONAI dictionary transforms): :class:`LoadVolumed`, :class:`ValidateVolumed`,
+:class:`RemapLabelsd`, :class:`PercentileScaled`, :class:`HUWindowd`, :class:`ResizeSlicesd`,
+:class:`SliceStackd`, :class:`RandSliceStackd`.
+
+A typical pipeline, as a bundle config wires it::
+
+    index = read_dataset(dataset_dir)
+    parts = split_subjects(index.items, f"{output_dir}/split.json", seed=0)
+    volume = Compose([LoadVolumed(["image", "label"]), RemapLabelsd("label", "aseg_to_oasis35"),
+                      ValidateVolumed(label_ids=range(1, 36)), PercentileScaled("image"),
+                      ResizeSlicesd(["image", "label"], (224, 224), axis=2)])
+    train_ds = CacheDataset(parts["training"], Compose([volume, RandSliceStackd(["image", "label"], 5)]))
+"""
+
+from anatosynth_components.data.datalist import read_datalist
+from anatosynth_components.data.dataset_index import LAYOUTS, DatasetIndex, detect_layout, read_dataset
+from anatosynth_components.data.intensity import HU_WINDOWS, HUWindowd, PercentileScaled
+from anatosynth_components.data.label_tables import LABEL_SETS, LABEL_TABLES, LabelTable, get_label_table
+from anatosynth_components.data.learn2reg import read_learn2reg
+from anatosynth_components.data.load_volume import LoadVolumed
+from anatosynth_components.data.neurite_oasis import read_neurite_oasis
+from anatosynth_components.data.penet import PENetReader, read_penet
+from anatosynth_components.data.remap_labels import RemapLabelsd, remap_labels
+from anatosynth_components.data.resize_slices import ResizeSlicesd
+from anatosynth_components.data.slice_stack import RandSliceStackd, SliceStackd, stack_starts
+from anatosynth_components.data.split import split_subjects
+from anatosynth_components.data.validate_volume import ValidateVolumed
+
+__all__ = [
+    "LAYOUTS",
+    "HU_WINDOWS",
+    "LABEL_SETS",
+    "LABEL_TABLES",
+    "DatasetIndex",
+    "HUWindowd",
+    "LabelTable",
+    "LoadVolumed",
+    "PENetReader",
+    "PercentileScaled",
+    "RandSliceStackd",
+    "RemapLabelsd",
+    "ResizeSlicesd",
+    "SliceStackd",
+    "ValidateVolumed",
+    "detect_layout",
+    "get_label_table",
+    "read_datalist",
+    "read_dataset",
+    "read_learn2reg",
+    "read_neurite_oasis",
+    "read_penet",
+    "remap_labels",
+    "split_subjects",
+    "stack_starts",
+]

@@ -1,0 +1,24 @@
+# Source this file: it creates (or reuses) the project's virtual environment and installs the
+# package with its test extra when pyproject.toml changed since the last install.
+#   ANATOSYNTH_VENV  where the environment lives (default: <repo>/.venv)
+#   PYTHON           the interpreter that creates it (default: python3, must be >= 3.10)
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ANATOSYNTH_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "AnatoSynth needs Python >= 3.10; '$PY' is $("$PY" --version 2>&1). Set PYTHON=/path/to/python3.x" >&2
+  return 1 2>/dev/null || exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[anatosynth] creating the virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.anatosynth-installed"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16) $ROOT"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  echo "[anatosynth] installing anatosynth-components and its dependencies into $VENV (a few minutes the first time)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
+  echo "$WANT" > "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
