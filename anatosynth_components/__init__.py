@@ -5,3 +5,15 @@ Subpackages:
 """
 
 __version__ = "0.1.0"
+
+_SUBPACKAGES = ("data", "errors", "atomic", "visualize")
+
+
+def __getattr__(name: str):
+    """Import subpackages on first use, so ``$anatosynth_components.data.read_dataset(...)`` works
+    in bundle configs after ``"imports": ["$import anatosynth_components"]``."""
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,8 +58,9 @@ def save_montage(
 ) -> Path:
     """Save a grid of 2-D panels (gray (H, W) or RGB (H, W, 3)), one list per row, as PNG.
 
-    Panels are drawn with the array's first axis horizontal (the radiological x axis), i.e. the
-    transpose of the array, origin at the lower left.
+    Panels are drawn transposed with the origin at the lower left: the array's first axis runs left
+    to right and its second bottom to top (for RAS volumes: patient right on the right, anterior
+    or superior up).
     """
     rows, cols = len(panels), max(len(r) for r in panels)
     fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols, panel_size * rows), squeeze=False)

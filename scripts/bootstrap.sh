@@ -14,11 +14,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.anatosynth-installed"
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16) $ROOT"
+WANT="$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' "$ROOT/pyproject.toml") $ROOT"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "[anatosynth] installing anatosynth-components and its dependencies into $VENV (a few minutes the first time)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
+  LOG="$VENV/anatosynth-install.log"
+  if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+         "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[test]"; } > "$LOG" 2>&1; then
+    tail -n 30 "$LOG" >&2
+    echo "[anatosynth] installation failed; the full log is $LOG" >&2
+    return 1 2>/dev/null || exit 1
+  fi
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-python -m pytest -n 2 tests "$@"
+python -m pytest -n 2 --doctest-modules tests anatosynth_components "$@"

@@ -195,3 +195,12 @@ def test_itk_formats_load_like_nifti(tmp_path, fmt, real_ct):
         itk.imwrite(img, str(path))
     d = LoadVolumed("image")({"image": str(path)})
     np.testing.assert_array_equal(d["image"][0].numpy(), real_ct["image"][20:52, 30:60, 5:13])
+
+
+def test_volume_ids_are_unique(tmp_path):
+    write_nifti(tmp_path / "a" / "x.nii.gz", np.zeros((2, 2, 2), np.float32), np.eye(4))
+    write_nifti(tmp_path / "b" / "x.nii.gz", np.zeros((2, 2, 2), np.float32), np.eye(4))
+    write_json(tmp_path / "dataset.json", {"training": [{"image": "a/x.nii.gz"}, {"image": "b/x.nii.gz"}]})
+    index = read_dataset(tmp_path)
+    assert [it["volume"] for it in index.items] == ["x", "x#2"]
+    assert [it["subject"] for it in index.items] == ["x", "x"]  # same subject name: kept together in splits

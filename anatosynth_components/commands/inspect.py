@@ -2,7 +2,7 @@
 
 Loads up to ``--subjects`` volumes through ``LoadVolumed`` and ``ValidateVolumed`` (so it checks
 files, shapes, affines and label ids exactly as training does) and writes a PNG with the middle
-slice of each volume along each axis, the label map overlaid.
+slice of each volume along each axis, the image alone and with the label map overlaid.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe(name: str, image: np.ndarray, label: np.ndarray | None, spacing: np.ndarray) -> str:
     text = (
-        f"  {name}: shape {tuple(image.shape)}, spacing {tuple(np.round(spacing, 3))} mm, "
+        f"  {name}: shape {tuple(image.shape)}, spacing {' x '.join(f'{s:.3g}' for s in spacing)} mm, "
         f"intensity [{image.min():.3g}, {image.max():.3g}]"
     )
     if label is not None:
@@ -57,12 +57,17 @@ def run(args: argparse.Namespace) -> int:
         for axis in range(3):
             mid = image.shape[axis] // 2
             img2d = np.take(shown, mid, axis=axis)
-            row.append(overlay(img2d, np.take(label, mid, axis=axis), num_labels=max(index.labels, default=1))
-                       if label is not None else img2d)  # fmt: skip
+            row.append(img2d)
+            if label is not None:
+                row.append(
+                    overlay(img2d, np.take(label, mid, axis=axis), num_labels=max(index.labels, default=1))
+                )
         panels.append(row)
         names.append(item["subject"])
     if args.png and panels:
-        titles = [["sagittal (x)", "coronal (y)", "axial (z)"]] * len(panels)
+        views = ["sagittal (x)", "coronal (y)", "axial (z)"]
+        titles = [[f"{v}{s}" for v in views for s in ((" image", " labels") if len(row) == 6 else ("",))]
+                  for row in panels]  # fmt: skip
         path = save_montage(Path(args.png), panels, titles, names)
         print(f"montage: {path.resolve()}")
     return 0

@@ -10,7 +10,8 @@ Items are MONAI-style dictionaries of paths, ready for ``LoadVolumed``::
 
     {"image": "/data/OASIS/imagesTr/OASIS_0001_0000.nii.gz",
      "label": "/data/OASIS/labelsTr/OASIS_0001_0000.nii.gz",
-     "subject": "OASIS_0001"}
+     "subject": "OASIS_0001",      # splits keep a subject's volumes together
+     "volume": "OASIS_0001_0000"}  # unique per item; slice stacks carry it
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class DatasetIndex:
         name: dataset name (from its JSON, or the folder name).
         layout: one of :data:`LAYOUTS`.
         source: the file or folder the index was read from (named in error messages).
-        items: one dictionary per volume with ``image``, optional ``label`` and ``subject``.
+        items: one dictionary per volume with ``image``, optional ``label``, ``subject`` and
+            ``volume`` (unique; derived from the image name when the reader does not set it).
         labels: label id -> name, without background (empty when the dataset has no labels).
         info: other facts from the dataset's metadata (modality, shape, ...).
     """
@@ -55,6 +57,19 @@ class DatasetIndex:
     def __post_init__(self) -> None:
         if not self.items:
             raise DataError(f"{self.source}: the dataset holds no usable image (layout {self.layout})")
+        seen: dict[str, int] = {}
+        for item in self.items:
+            base = str(item.get("volume") or volume_name(item["image"]))
+            seen[base] = seen.get(base, 0) + 1
+            item["volume"] = base if seen[base] == 1 else f"{base}#{seen[base]}"
+
+
+def volume_name(image: str) -> str:
+    """``.../OASIS_0001_0000.nii.gz`` -> ``OASIS_0001_0000``; a PENet address -> its study."""
+    name = str(image).rsplit("::", 1)[-1] if "::" in str(image) else Path(image).name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
+        name = name.removesuffix(ext)
+    return name
 
 
 def read_json(path: Path) -> Any:

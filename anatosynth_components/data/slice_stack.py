@@ -1,7 +1,8 @@
 """Cut stacks of ``n`` contiguous slices out of 3-D volumes.
 
-A volume item ``{"image": (C, X, Y, Z), "label": (1, X, Y, Z), "subject": id}`` becomes stack
-items ``{"image": (C, n, H, W), "label": (1, n, H, W), "z_index": (n,), "depth": D, "subject": id}``:
+A volume item ``{"image": (C, X, Y, Z), "label": (1, X, Y, Z), "volume": id, ...}`` becomes stack
+items ``{"image": (C, n, H, W), "label": (1, n, H, W), "z_index": (n,), "depth": D, "volume": id, ...}``
+(other entries of the item, such as ``subject``, are carried along):
 the slicing ``axis`` (a spatial axis, 0..2) moves to the first spatial position, ``z_index`` holds
 the slices' indices along it in the volume and ``depth`` its length.  3-D noise injection and
 whole-volume inference rely on ``z_index`` and ``depth``.  Stacks are plain tensors: the volume's
