@@ -2,13 +2,13 @@
 
 Skull-stripped, intensities in [0, 1], exactly 0 outside the brain; unlabelled CSF inside the brain
 envelope (sulci, interhemispheric fissure) keeps a dark CSF signal, as in real skull-stripped T1 (the
-real OASIS scan in ``../shared/data``: ~0.17 there vs ~0.40 in white matter). Shapes are defined in
-millimetres in an
-MNI-like template space (origin near the anterior commissure) and evaluated at randomly warped coordinates:
-a cerebrum with a folded cortex (sulci are the zero set of a random sum of plane waves on the sphere of
-directions), an interhemispheric fissure above the corpus callosum, white matter inside, deep grey nuclei,
-curved lateral ventricles with temporal horns, midline 3rd and 4th ventricles, brain stem, and a cerebellum
-with folia and an arbor vitae.
+real OASIS scan in ``../shared/data``: ~0.17 there vs ~0.40 in white matter).
+
+Shapes are defined in millimetres in an MNI-like template space (origin near the anterior commissure)
+and evaluated at randomly warped coordinates: a cerebrum with a folded cortex (sulci are the zero set of
+a random sum of plane waves on the sphere of directions), an interhemispheric fissure above the corpus
+callosum, white matter inside, deep grey nuclei, curved lateral ventricles with temporal horns, midline
+3rd and 4th ventricles, brain stem, and a cerebellum with folia and an arbor vitae.
 
 >>> ph = brain_phantom((40, 48, 36), np.random.default_rng(0))
 >>> ph.image.dtype, ph.label.shape, ph.spacing
