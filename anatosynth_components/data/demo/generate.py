@@ -12,10 +12,10 @@ import numpy as np
 from tqdm import tqdm
 
 from anatosynth_components.atomic import atomic_dir, write_json
-from anatosynth_components.data.demo.abdomen import abdomen_phantom
+from anatosynth_components.data.demo.abdomen import ABDOMEN_SHAPE, abdomen_phantom
 from anatosynth_components.data.demo.anatomy import Phantom
-from anatosynth_components.data.demo.brain import brain_phantom
-from anatosynth_components.data.demo.chest import chest_phantom
+from anatosynth_components.data.demo.brain import BRAIN_SHAPE, brain_phantom
+from anatosynth_components.data.demo.chest import CHEST_SHAPE, chest_phantom
 from anatosynth_components.data.demo.layouts import write_datalist, write_learn2reg, write_penet
 from anatosynth_components.data.split import draw_split
 from anatosynth_components.errors import ConfigError
@@ -51,7 +51,7 @@ DEMO_KINDS: dict[str, DemoKind] = {
     ),
     "abdomen": DemoKind(
         abdomen_phantom,
-        (96, 80, 128),
+        ABDOMEN_SHAPE,
         "learn2reg",
         lambda root, ph, seed: write_learn2reg(root, "AbdomenCTCT", ph, "CT"),
     ),
