@@ -6,7 +6,7 @@ Subpackages:
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "errors", "atomic", "visualize")
+_SUBPACKAGES = ("data", "networks", "losses", "engines", "errors", "atomic", "visualize")
 
 
 def __getattr__(name: str):

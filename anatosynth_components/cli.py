@@ -20,6 +20,8 @@ from anatosynth_components.errors import AnatoSynthError, find_cause
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("demo_data", "write a demo dataset of phantoms in a real dataset's layout"),
     "inspect": ("inspect", "read a dataset with the real loaders, summarise it and draw a montage"),
+    "pseudomask": ("pseudomask", "ACIS pseudo-mask of a volume: density-weighted seeds and Voronoi cells"),
+    "benchmark": ("benchmark", "timing scripts that compare against a baseline in the same run"),
 }
 
 

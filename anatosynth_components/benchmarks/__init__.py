@@ -1,0 +1,2 @@
+"""Benchmarks run by ``anatosynth benchmark NAME``; one module per benchmark (see
+:mod:`anatosynth_components.commands.benchmark`)."""
