@@ -2,11 +2,15 @@
 
 Subpackages:
     data: dataset readers for the real on-disk layouts, subject splits, MONAI transforms, demo phantoms.
+    pseudomask: ACIS pseudo-masks (Canny edges, edge-density KDE, weighted seeds, exact Voronoi).
+    networks: the AnatoMaskGAN generator (SPADE + GNN-SIF + 3D-SNI) and discriminator.
+    losses: AnatoMaskGAN's objective (hinge GAN, feature matching, VGG19, G-TC).
+    engines: training steps.
 """
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "networks", "losses", "engines", "errors", "atomic", "visualize")
+_SUBPACKAGES = ("data", "pseudomask", "networks", "losses", "engines", "errors", "atomic", "visualize")
 
 
 def __getattr__(name: str):

@@ -45,6 +45,6 @@ def anatomask_train_step(
     opt_g.zero_grad(set_to_none=True)
     g_terms["total"].backward()
     opt_g.step()
-    out = {f"g_{k}": float(v) for k, v in g_terms.items()}
-    out.update({f"d_{k}" if not k.startswith("d_") else k: float(v) for k, v in d_terms.items()})
+    out = {f"g_{k}": float(v.detach()) for k, v in g_terms.items()}
+    out.update({f"d_{k}" if not k.startswith("d_") else k: float(v.detach()) for k, v in d_terms.items()})
     return out

@@ -7,8 +7,9 @@ Tensor layout: MONAI channel-first with the slices as the first spatial axis, i.
 across slices.  With both switched off the model is per-slice SPADE.
 
 Architecture (Fig. 1): an encoder of stride-2 convolutions extracts features of every slice's mask
-at every resolution; the decoder starts at the lowest resolution and, per level, injects 3-D noise
-(Eq. 2; levels up to ``noise_max_size``), applies a SPADE residual block (MONAI's
+at every resolution below the full one (GNN-SIF only works at low resolutions); the decoder starts
+at the lowest resolution and, per level, injects 3-D noise (Eq. 2; levels up to
+``noise_max_size``), applies a SPADE residual block (MONAI's
 ``SPADENetResBlock``, conditioned on the mask, spectral-normalised convolutions), applies GNN-SIF
 to (encoder + decoder) features (Algorithm 1; the lowest ``gnn_levels`` levels, where the per-pixel
 weights of Eq. 1 stay small), then upsamples by nearest neighbour.  A final 3x3 convolution and a
@@ -91,9 +92,11 @@ class AnatoMaskGenerator(nn.Module):
         ch = [base_channels * m for m in channel_mults]
         sizes = [tuple(s // 2 ** (levels - 1 - k) for s in self.spatial_size) for k in range(levels)]
         self.sizes = sizes
-        if use_gnn_sif:  # encoder: full resolution down to the lowest level
-            self.enc_in = _conv_block(num_classes, ch[-1], 1)
-            self.enc = nn.ModuleList([_conv_block(ch[k + 1], ch[k], 2) for k in reversed(range(levels - 1))])
+        if not 0 <= gnn_levels < levels:
+            raise ValueError(f"gnn_levels must be in [0, {levels - 1}], got {gnn_levels}")
+        if use_gnn_sif:  # encoder: half resolution down to the lowest level
+            self.enc_in = _conv_block(num_classes, ch[-2], 2)
+            self.enc = nn.ModuleList([_conv_block(ch[k + 1], ch[k], 2) for k in reversed(range(levels - 2))])
         else:
             self.head = nn.Conv2d(num_classes, ch[0], 3, padding=1)
         self.blocks = nn.ModuleList(
@@ -127,7 +130,7 @@ class AnatoMaskGenerator(nn.Module):
         self.to_image = nn.Conv2d(ch[-1], 1, 3, padding=1)
 
     def encode(self, seg: torch.Tensor) -> list[torch.Tensor]:
-        """Encoder features per level, lowest resolution first."""
+        """Encoder features of levels 0 .. L-2, lowest resolution first."""
         feats = [self.enc_in(seg)]
         for layer in self.enc:
             feats.append(layer(feats[-1]))

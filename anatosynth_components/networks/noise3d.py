@@ -102,13 +102,16 @@ def noise3d(
 class NoiseInjection3D(nn.Module):
     """Eq. 2: ``H' = H + Z3 * sigmoid(F1(Z3) + W1) + alpha * R(Z3)``.
 
-    Choices where the paper is brief: the Gaussian noise volume is drawn with ``noise_channels``
-    channels and "linearly mapped" (the paper's words) to the C channels of ``H`` by a learned 1x1
-    convolution without bias, which keeps it Gaussian and spatially correlated exactly as drawn and
-    costs C / noise_channels times less than drawing and smoothing C channels; ``F1`` (the
-    nonlinear mapping of the noise) is 1x1 conv - LeakyReLU - 1x1 conv; ``W1`` (the transformation
-    weights) is a learnable per-channel bias of the gate; ``R`` (the residual-noise component) is a
-    1x1 convolution; ``alpha`` is a learnable scalar (initial 0.1).
+    Choices where the paper is brief: the Gaussian noise volume ``z`` is drawn with
+    ``noise_channels`` channels and "linearly mapped" (the paper's words) to the C channels of
+    ``H``, ``Z3 = L z`` with a learned 1x1 convolution ``L`` without bias, which keeps it Gaussian and
+    spatially correlated exactly as drawn and costs C / noise_channels times less than drawing and
+    smoothing C channels.  ``F1`` (the nonlinear mapping of the noise) is 1x1 conv - LeakyReLU - 1x1
+    conv and ``R`` (the residual-noise component) a 1x1 conv; since ``F1(Z3) = F1(L z)`` and
+    ``R(Z3) = R(L z)`` begin with linear maps, both are computed from ``z`` directly with the
+    product folded into their first layer (the same functions, at noise_channels / C of the cost).
+    ``W1`` (the transformation weights) is a learnable per-channel bias of the gate; ``alpha`` is a
+    learnable scalar (initial 0.1).
 
     Args:
         channels: feature channels C.
@@ -130,19 +133,17 @@ class NoiseInjection3D(nn.Module):
         stream: int = 0,
     ) -> None:
         super().__init__()
-        self.channels, self.noise_channels, self.sigma, self.stream = (
-            channels,
-            noise_channels,
-            tuple(sigma),
-            stream,
-        )
-        self.lift = nn.Conv2d(noise_channels, channels, 1, bias=False)
+        self.channels, self.noise_channels = channels, noise_channels
+        self.sigma, self.stream = tuple(sigma), stream
+        self.lift = nn.Conv2d(noise_channels, channels, 1, bias=False)  # L
         nn.init.normal_(self.lift.weight, std=noise_channels**-0.5)  # unit-variance mapped noise
         self.f1 = nn.Sequential(
-            nn.Conv2d(channels, channels, 1), nn.LeakyReLU(0.2), nn.Conv2d(channels, channels, 1)
+            nn.Conv2d(noise_channels, noise_channels, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(noise_channels, channels, 1),
         )
         self.w1 = nn.Parameter(torch.zeros(channels))
-        self.residual = nn.Conv2d(channels, channels, 1, bias=False)
+        self.residual = nn.Conv2d(noise_channels, channels, 1, bias=False)
         self.alpha = nn.Parameter(torch.tensor(0.1))
 
     def noise(self, seed: torch.Tensor, z_index: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -151,6 +152,6 @@ class NoiseInjection3D(nn.Module):
         return z3.flatten(0, 1).to(dtype=self.w1.dtype)
 
     def forward(self, h: torch.Tensor, seed: torch.Tensor, z_index: torch.Tensor) -> torch.Tensor:
-        z3 = self.lift(self.noise(seed, z_index, h.shape[-2:]).to(h.device))
-        gate = torch.sigmoid(self.f1(z3) + self.w1.view(1, -1, 1, 1))
-        return h + z3 * gate + self.alpha * self.residual(z3)
+        z = self.noise(seed, z_index, h.shape[-2:]).to(h.device)
+        gate = torch.sigmoid(self.f1(z) + self.w1.view(1, -1, 1, 1))
+        return h + self.lift(z) * gate + self.alpha * self.residual(z)

@@ -45,7 +45,7 @@ def _penet_phases(count: int, seed: int) -> list[str]:
 DEMO_KINDS: dict[str, DemoKind] = {
     "brain": DemoKind(
         brain_phantom,
-        (80, 112, 96),
+        BRAIN_SHAPE,
         "learn2reg",
         lambda root, ph, seed: write_learn2reg(root, "OASIS", ph, "MR"),
     ),
@@ -57,7 +57,7 @@ DEMO_KINDS: dict[str, DemoKind] = {
     ),
     "chest": DemoKind(
         chest_phantom,
-        (96, 96, 80),
+        CHEST_SHAPE,
         "datalist",
         lambda root, ph, seed: write_datalist(root, "chest", ph, "CT"),
     ),
