@@ -59,6 +59,10 @@ def test_vgg_weights_missing_is_a_clear_startup_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"bogus.pth: not torchvision VGG19 weights"):
         VGG19Loss(bogus)
     AnatoMaskLoss(lambda_vgg=0.0, lambda_gtc=0.0)  # the documented way out needs no weights
+    with pytest.raises(ConfigError, match="lambda_feat must be >= 0"):
+        AnatoMaskLoss(lambda_feat=-1.0, lambda_vgg=0.0, lambda_gtc=0.0)
+    with pytest.raises(ConfigError, match="lambda_gtc > 0 needs a G-TC loss"):
+        AnatoMaskLoss(lambda_vgg=0.0, lambda_gtc=10.0)
 
 
 @pytest.mark.parametrize("variant", list(ABLATION))

@@ -47,7 +47,10 @@ def test_shapes_and_range(n, k):
 def test_paper_configuration_builds():
     g = AnatoMaskGenerator(36, 5, spatial_size=(224, 224))  # 64 base channels, 7x7 -> 224x224
     assert g.sizes[0] == (7, 7) and g.sizes[-1] == (224, 224)
-    assert set(g.gnn) == {"0", "1"} and set(g.noise) == {"0", "1", "2"}  # noise on 7, 14, 28 px levels
+    assert set(g.gnn) == {"0"} and set(g.noise) == {"0", "1", "2"}  # GNN-SIF at 7 px, noise on 7, 14, 28 px
+    g2 = AnatoMaskGenerator(5, 3, gnn_levels=2, **TINY)  # a second GNN-SIF level, fed by a projection
+    out = g2(blob_masks(1, 3, 5), torch.arange(3)[None])
+    assert set(g2.gnn) == {"0", "1"} and out.shape == (1, 1, 3, 32, 32)
 
 
 @pytest.mark.parametrize("use_gnn_sif", [True, False])

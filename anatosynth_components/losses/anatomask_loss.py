@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss
 from torch import nn
 
+from anatosynth_components.errors import ConfigError
 from anatosynth_components.losses.gtc import GTCLoss
 from anatosynth_components.losses.vgg import VGG19Loss
 
@@ -56,9 +57,9 @@ class AnatoMaskLoss(nn.Module):
             ("lambda_gtc", lambda_gtc),
         ):
             if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+                raise ConfigError(f"{name} must be >= 0, got {value}")
         if lambda_gtc > 0 and gtc is None:
-            raise ValueError("lambda_gtc > 0 needs a G-TC loss (gtc=GTCLoss(GTCClassifier(num_classes)))")
+            raise ConfigError("lambda_gtc > 0 needs a G-TC loss (gtc=GTCLoss(GTCClassifier(num_classes)))")
         self.lambda_feat, self.lambda_vgg, self.lambda_gtc = lambda_feat, lambda_vgg, lambda_gtc
         self.adversarial = PatchAdversarialLoss(criterion="hinge")
         self.gtc = gtc if lambda_gtc > 0 else None

@@ -6,13 +6,16 @@ Tensor layout: MONAI channel-first with the slices as the first spatial axis, i.
 (``spatial_dims=2``); only GNN-SIF (graph over the slices) and 3D-SNI (noise indexed by z) look
 across slices.  With both switched off the model is per-slice SPADE.
 
-Architecture (Fig. 1): an encoder of stride-2 convolutions extracts features of every slice's mask
-at every resolution below the full one (GNN-SIF only works at low resolutions); the decoder starts
-at the lowest resolution and, per level, injects 3-D noise (Eq. 2; levels up to
-``noise_max_size``), applies a SPADE residual block (MONAI's
-``SPADENetResBlock``, conditioned on the mask, spectral-normalised convolutions), applies GNN-SIF
-to (encoder + decoder) features (Algorithm 1; the lowest ``gnn_levels`` levels, where the per-pixel
-weights of Eq. 1 stay small), then upsamples by nearest neighbour.  A final 3x3 convolution and a
+Architecture (Fig. 1: encoder -> 3D-SNI -> GNN-SIF -> SPADE decoding): an encoder of stride-2
+convolutions extracts each slice's mask features down to the lowest resolution (a quarter of the
+decoder's width at the intermediate levels, the decoder's full width at the bottom, where its
+features meet the decoder's); the decoder starts at the lowest resolution and, per level, injects
+3-D noise (Eq. 2; levels up to ``noise_max_size``: Fig. 1 shows one injection after the encoder,
+we also inject at the next levels so the noise reaches finer texture), applies a SPADE residual
+block (MONAI's ``SPADENetResBlock``, conditioned on the mask, spectral-normalised convolutions),
+applies GNN-SIF to (encoder + decoder) features (Algorithm 1; by default once, at the lowest
+level, as Fig. 1 draws it; ``gnn_levels`` adds the next levels, with 1x1 projections of the
+narrower encoder features), then upsamples by nearest neighbour.  A final 3x3 convolution and a
 sigmoid give images in [0, 1].  Without GNN-SIF there is no encoder and the decoder starts, as in
 SPADE, from a convolution of the downsampled mask.
 """
@@ -49,7 +52,7 @@ class AnatoMaskGenerator(nn.Module):
             the default (16, 16, 8, 4, 2, 1) is SPADE's 7x7 -> 224x224 decoder.
         use_gnn_sif: GNN slice-feature fusion (and its encoder).
         use_noise3d: 3-D spatial noise injection.
-        gnn_levels: how many of the lowest-resolution levels get GNN-SIF.
+        gnn_levels: how many of the lowest-resolution levels get GNN-SIF (Fig. 1: one).
         noise_max_size: noise is injected at levels whose feature size is at most this.
         spade_hidden: hidden channels of the SPADE normalisation MLPs.
         gnn_hidden: N1 of Eq. 1.
@@ -72,7 +75,7 @@ class AnatoMaskGenerator(nn.Module):
         channel_mults: Sequence[int] = (16, 16, 8, 4, 2, 1),
         use_gnn_sif: bool = True,
         use_noise3d: bool = True,
-        gnn_levels: int = 2,
+        gnn_levels: int = 1,
         noise_max_size: int = 32,
         spade_hidden: int = 128,
         gnn_hidden: int = 32,
@@ -95,8 +98,14 @@ class AnatoMaskGenerator(nn.Module):
         if not 0 <= gnn_levels < levels:
             raise ValueError(f"gnn_levels must be in [0, {levels - 1}], got {gnn_levels}")
         if use_gnn_sif:  # encoder: half resolution down to the lowest level
-            self.enc_in = _conv_block(num_classes, ch[-2], 2)
-            self.enc = nn.ModuleList([_conv_block(ch[k + 1], ch[k], 2) for k in reversed(range(levels - 2))])
+            width = [ch[0]] + [max(c // 4, 16) for c in ch[1:]]
+            self.enc_in = _conv_block(num_classes, width[-2], 2)
+            self.enc = nn.ModuleList(
+                [_conv_block(width[k + 1], width[k], 2) for k in reversed(range(levels - 2))]
+            )
+            self.enc_proj = nn.ModuleDict(
+                {str(k): nn.Conv2d(width[k], ch[k], 1) for k in range(1, gnn_levels) if width[k] != ch[k]}
+            )
         else:
             self.head = nn.Conv2d(num_classes, ch[0], 3, padding=1)
         self.blocks = nn.ModuleList(
@@ -165,7 +174,8 @@ class AnatoMaskGenerator(nn.Module):
                 y = self.noise[str(level)](y, noise_seed, z_index)
             y = block(y, seg)
             if str(level) in self.gnn:
-                y = self.gnn[str(level)](enc[level], y, masks, z_index)
+                x = self.enc_proj[str(level)](enc[level]) if str(level) in self.enc_proj else enc[level]
+                y = self.gnn[str(level)](x, y, masks, z_index)
             if level < len(self.blocks) - 1:
                 y = F.interpolate(y, scale_factor=2, mode="nearest")
         image = torch.sigmoid(self.to_image(F.leaky_relu(y, 0.2)))
