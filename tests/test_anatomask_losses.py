@@ -86,6 +86,9 @@ def test_ablation_variant_trains_one_step(variant):
     assert ("g_gtc" in terms) == bool(cfg["lambda_gtc"]) and "g_feat" in terms and "d_real" in terms
     assert any(not torch.equal(a, b) for a, b in zip(before_g, g.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(before_d, d.parameters(), strict=True))
+    # the G step freezes D (and the G-TC classifier) only while it runs: both stay trainable
+    assert all(p.requires_grad for p in d.parameters())
+    assert gtc is None or all(p.requires_grad for p in gtc.parameters())
 
 
 def test_tiny_generator_overfits_a_real_brain_stack(real_brain):

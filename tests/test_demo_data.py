@@ -7,6 +7,9 @@ import pytest
 
 from anatosynth_components.data import LoadVolumed, ValidateVolumed, read_dataset, split_subjects
 from anatosynth_components.data.demo import DEMO_KINDS, generate_demo
+from anatosynth_components.data.demo.abdomen import ABDOMEN_FOV
+from anatosynth_components.data.demo.brain import BRAIN_FOV
+from anatosynth_components.data.demo.chest import CHEST_FOV
 from anatosynth_components.data.label_tables import ABDOMENCTCT_LABELS, LOBES_HEART_LABELS, OASIS35_LABELS
 
 SMALL = {"brain": (40, 56, 48), "abdomen": (48, 40, 64), "chest": (48, 48, 40), "penet": (64, 64, 24)}
@@ -57,7 +60,7 @@ def test_demo_is_read_by_the_real_reader(demo):
         assert [len(parts[k]) for k in ("training", "validation", "test")] == [1, 1, 1]
         return
     spacing = np.diag(volumes[0]["image"].affine.numpy())[:3]
-    fov = {"brain": (160, 224, 192), "abdomen": (384, 320, 512), "chest": (360, 360, 320)}[kind]
+    fov = {"brain": BRAIN_FOV, "abdomen": ABDOMEN_FOV, "chest": CHEST_FOV}[kind]
     np.testing.assert_allclose(spacing, np.array(fov) / np.array(SMALL[kind]), rtol=1e-5)
     labels_0 = volumes[0]["label"][0].numpy()
     assert len(np.unique(labels_0)) > 3

@@ -38,13 +38,20 @@ def anatomask_train_step(
     d_terms["total"].backward()
     opt_d.step()
 
-    fake = generator(masks, z_index, noise_seed)
-    with torch.no_grad():
-        real_d = discriminator(masks, images)
-    g_terms = loss.generator(masks, fake, images, discriminator(masks, fake), real_d)
-    opt_g.zero_grad(set_to_none=True)
-    g_terms["total"].backward()
-    opt_g.step()
+    frozen = [discriminator, *([loss.gtc] if loss.gtc is not None else [])]
+    for module in frozen:  # the G step needs gradients through D, not D's own weight gradients
+        module.requires_grad_(False)
+    try:
+        fake = generator(masks, z_index, noise_seed)
+        with torch.no_grad():
+            real_d = discriminator(masks, images)
+        g_terms = loss.generator(masks, fake, images, discriminator(masks, fake), real_d)
+        opt_g.zero_grad(set_to_none=True)
+        g_terms["total"].backward()
+        opt_g.step()
+    finally:
+        for module in frozen:
+            module.requires_grad_(True)
     out = {f"g_{k}": float(v.detach()) for k, v in g_terms.items()}
     out.update({f"d_{k}" if not k.startswith("d_") else k: float(v.detach()) for k, v in d_terms.items()})
     return out

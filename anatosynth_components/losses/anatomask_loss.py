@@ -21,6 +21,9 @@ from anatosynth_components.errors import ConfigError
 from anatosynth_components.losses.gtc import GTCLoss
 from anatosynth_components.losses.vgg import VGG19Loss
 
+#: what ``AnatoMaskDiscriminator`` returns: per-scale logits and per-scale intermediate features
+DiscriminatorOutput = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
+
 
 def feature_matching(
     fake_feats: list[list[torch.Tensor]], real_feats: list[list[torch.Tensor]]
@@ -70,8 +73,8 @@ class AnatoMaskLoss(nn.Module):
         masks: torch.Tensor,
         fake: torch.Tensor,
         real: torch.Tensor,
-        fake_d: tuple[list[torch.Tensor], list[list[torch.Tensor]]],
-        real_d: tuple[list[torch.Tensor], list[list[torch.Tensor]]],
+        fake_d: DiscriminatorOutput,
+        real_d: DiscriminatorOutput,
     ) -> dict[str, torch.Tensor]:
         """Eq. 5 terms and their weighted sum ``total``; ``fake_d`` / ``real_d`` are discriminator outputs."""
         terms = {"gan": self.adversarial(fake_d[0], target_is_real=True, for_discriminator=False)}
@@ -94,8 +97,8 @@ class AnatoMaskLoss(nn.Module):
         masks: torch.Tensor,
         fake: torch.Tensor,
         real: torch.Tensor,
-        fake_d: tuple[list[torch.Tensor], list[list[torch.Tensor]]],
-        real_d: tuple[list[torch.Tensor], list[list[torch.Tensor]]],
+        fake_d: DiscriminatorOutput,
+        real_d: DiscriminatorOutput,
     ) -> dict[str, torch.Tensor]:
         """Hinge loss of the discriminator plus the G-TC classifier's real/fake loss."""
         terms = {
