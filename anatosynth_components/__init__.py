@@ -3,14 +3,31 @@
 Subpackages:
     data: dataset readers for the real on-disk layouts, subject splits, MONAI transforms, demo phantoms.
     pseudomask: ACIS pseudo-masks (Canny edges, edge-density KDE, weighted seeds, exact Voronoi).
-    networks: the AnatoMaskGAN generator (SPADE + GNN-SIF + 3D-SNI) and discriminator.
+    networks: the AnatoMaskGAN generator (SPADE + GNN-SIF + 3D-SNI), its bundle wrapper, discriminator.
     losses: AnatoMaskGAN's objective (hinge GAN, feature matching, VGG19, G-TC).
-    engines: training steps.
+    engines: the training step, the Ignite trainer, evaluation batch preparation and report.
+    inferers: whole-volume synthesis from overlapping slice stacks.
+    metrics: PSNR, slice SSIM, inter-slice coherence, LPIPS (only with genuine weights).
+    handlers: TensorBoard image grids, a progress bar with losses.
+    bundle: what the bundle configs call (bundle folder, data source, checkpoints, inputs).
 """
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "pseudomask", "networks", "losses", "engines", "errors", "atomic", "visualize")
+_SUBPACKAGES = (
+    "data",
+    "pseudomask",
+    "networks",
+    "losses",
+    "engines",
+    "inferers",
+    "metrics",
+    "handlers",
+    "bundle",
+    "errors",
+    "atomic",
+    "visualize",
+)
 
 
 def __getattr__(name: str):

@@ -81,7 +81,8 @@ def test_ablation_variant_trains_one_step(variant):
     before_g = [p.detach().clone() for p in g.parameters()]
     before_d = [p.detach().clone() for p in d.parameters()]
     masks, images, z = blob_masks(2, n, k), torch.rand(2, 1, n, 32, 32), torch.arange(n).repeat(2, 1)
-    terms = anatomask_train_step(masks, images, z, g, d, loss, opt_g, opt_d)
+    terms, fake = anatomask_train_step(masks, images, z, g, d, loss, opt_g, opt_d)
+    assert fake.shape == images.shape and not fake.requires_grad
     assert all(np.isfinite(v) for v in terms.values())
     assert ("g_gtc" in terms) == bool(cfg["lambda_gtc"]) and "g_feat" in terms and "d_real" in terms
     assert any(not torch.equal(a, b) for a, b in zip(before_g, g.parameters(), strict=True))

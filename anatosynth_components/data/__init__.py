@@ -5,7 +5,7 @@ Readers (each returns a :class:`DatasetIndex`): :func:`read_learn2reg`, :func:`r
 
 Transforms (MONAI dictionary transforms): :class:`LoadVolumed`, :class:`ValidateVolumed`,
 :class:`RemapLabelsd`, :class:`PercentileScaled`, :class:`HUWindowd`, :class:`ResizeSlicesd`,
-:class:`SliceStackd`, :class:`RandSliceStackd`.
+:class:`SliceStackd`, :class:`RandSliceStackd`, :class:`SaveSynthesisd`.
 
 A typical pipeline, as a bundle config wires it::
 
@@ -27,6 +27,7 @@ from anatosynth_components.data.neurite_oasis import read_neurite_oasis
 from anatosynth_components.data.penet import PENetReader, read_penet
 from anatosynth_components.data.remap_labels import RemapLabelsd, remap_labels
 from anatosynth_components.data.resize_slices import ResizeSlicesd
+from anatosynth_components.data.save_synthesis import SaveSynthesisd
 from anatosynth_components.data.slice_stack import RandSliceStackd, SliceStackd, stack_starts
 from anatosynth_components.data.split import split_subjects
 from anatosynth_components.data.validate_volume import ValidateVolumed
@@ -45,6 +46,7 @@ __all__ = [
     "RandSliceStackd",
     "RemapLabelsd",
     "ResizeSlicesd",
+    "SaveSynthesisd",
     "SliceStackd",
     "ValidateVolumed",
     "detect_layout",

@@ -76,7 +76,8 @@ class RemapLabelsd(MapTransform):
         keys: keys of the label maps (channel-first tensors or arrays).
         table: a built-in table name (``"aseg_to_oasis35"``, ``"totalseg_to_abdomenctct"``,
             ``"totalseg_to_lobes_heart"``), a :class:`LabelTable`, or a config mapping
-            ``{"mapping": {"2": 1, ...}, "fill": [77]}``.
+            ``{"mapping": {"2": 1, ...}, "fill": [77]}``; ``None`` passes the labels through
+            unchanged (for data already in the target label set).
 
     Example::
 
@@ -84,14 +85,20 @@ class RemapLabelsd(MapTransform):
     """
 
     def __init__(
-        self, keys: KeysCollection, table: str | LabelTable | Mapping, allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        table: str | LabelTable | Mapping | None,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.table = get_label_table(table)
-        self.dtype = np.uint8 if max(self.table.mapping.values(), default=0) <= 255 else np.int16
+        self.table = None if table is None else get_label_table(table)
+        if self.table is not None:
+            self.dtype = np.uint8 if max(self.table.mapping.values(), default=0) <= 255 else np.int16
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
+        if self.table is None:
+            return d
         for key in self.key_iterator(d):
             x = d[key]
             name = source_name(x, str(key))

@@ -6,17 +6,18 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from monai.config import KeysCollection
-from monai.transforms import Compose, MapTransform, Resized, ResizeWithPadOrCropd
+from monai.transforms import Compose, InvertibleTransform, MapTransform, Resized, ResizeWithPadOrCropd
 
 from anatosynth_components.errors import ConfigError
 
 
-class ResizeSlicesd(MapTransform):
+class ResizeSlicesd(MapTransform, InvertibleTransform):
     """Resize or pad/crop the in-plane axes of 3-D volumes to ``spatial_size``.
 
     The slicing ``axis`` keeps its length (MONAI's ``-1`` size convention), so slice indices stay
     valid.  ``method="resize"`` interpolates (trilinear with anti-aliasing for images, nearest for
     ``label_keys``); ``method="pad"`` pads or crops symmetrically and never interpolates.
+    Invertible (MONAI's ``Invertd``): whole-volume inference resizes its output back to the input grid.
 
     Example::
 
@@ -54,3 +55,6 @@ class ResizeSlicesd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Any:
         return self.transform(dict(data))
+
+    def inverse(self, data: Mapping[Hashable, Any]) -> Any:
+        return self.transform.inverse(dict(data))

@@ -87,7 +87,7 @@ def load_split(path: Path, subjects: set[str]) -> dict[str, list[str]]:
         extra, missing = sorted(set(listed) - subjects), sorted(subjects - set(listed))
         raise DataError(
             f"{path} does not match the dataset: subjects not in the dataset {extra[:10]}, subjects not in "
-            f"the split {missing[:10]}; delete the file to draw a new split, or use another output_dir"
+            f"the split {missing[:10]}; delete the file to draw a new split, or point split_file elsewhere"
         )
     return {name: list(split[name]) for name in SPLITS}
 

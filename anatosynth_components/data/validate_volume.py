@@ -31,7 +31,8 @@ class ValidateVolumed(MapTransform):
     - label values are integers and (when ``label_ids`` is given) in ``{0} | label_ids``.
 
     Args:
-        image_key: key of the image (may be absent when ``allow_missing_keys``).
+        image_key: key of the image (may be absent when ``allow_missing_keys``); ``None`` for
+            label-only items (inference reads label volumes alone).
         label_key: key of the label map (``None`` for image-only datasets).
         label_ids: the allowed non-background ids (e.g. ``range(1, 36)``); ``None`` skips that check.
         spatial_dims: expected number of spatial dimensions.
@@ -44,7 +45,7 @@ class ValidateVolumed(MapTransform):
 
     def __init__(
         self,
-        image_key: str = "image",
+        image_key: str | None = "image",
         label_key: str | None = "label",
         label_ids: Iterable[int] | None = None,
         spatial_dims: int = 3,
@@ -91,14 +92,15 @@ class ValidateVolumed(MapTransform):
                 raise DataError(f"{lname}: label ids {unknown} are not in the configured set {ids}")
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any]:
-        image = data.get(self.image_key)
+        image = data.get(self.image_key) if self.image_key else None
         label = data.get(self.label_key) if self.label_key else None
-        if image is None and not self.allow_missing_keys:
-            raise DataError(f"item {dict(data).get('subject', '?')}: no {self.image_key!r} key")
-        iname = source_name(image, self.image_key)
+        for key, value in ((self.image_key, image), (self.label_key, label)):
+            if key and value is None and not self.allow_missing_keys:
+                raise DataError(f"item {dict(data).get('subject', '?')}: no {key!r} key")
+        iname = source_name(image, str(self.image_key))
         lname = source_name(label, str(self.label_key))
         if image is not None:
-            self._check_dims(image, iname, self.image_key)
+            self._check_dims(image, iname, str(self.image_key))
             if not torch.isfinite(image).all():
                 raise DataError(f"{iname}: image holds NaN or infinite values")
         if label is not None:

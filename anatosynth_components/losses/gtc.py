@@ -80,7 +80,8 @@ def gtc_descriptors(
         magnitude = (gx**2 + gy**2 + eps).sqrt()
         area = msk.sum((2, 3)).clamp_min(eps)
         for a in alphas:
-            texture.append((((magnitude + eps) ** a * msk).sum((2, 3)) / area) ** (1 / a))
+            # + eps inside the root: an absent class has mean 0, where x ** (1 / a) has no gradient
+            texture.append((((magnitude + eps) ** a * msk).sum((2, 3)) / area + eps) ** (1 / a))
         stats = masked_stats(img, msk)
         gray += [stats["mean"], stats["std"], stats["max"], stats["min"]]
     present = masks.float().sum((2, 3)) > 0
@@ -147,8 +148,8 @@ class GTCLoss(nn.Module):
     def classifier_loss(self, masks: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         m, f = _fold(masks, fake.detach())
         _, r = _fold(masks, real)
-        s_real, present = self.classifier(r, m)
-        s_fake, _ = self.classifier(f, m)
+        scores, present = self.classifier(torch.cat([r, f]), torch.cat([m, m]))  # one pass (DDP)
+        (s_real, s_fake), present = scores.chunk(2), present.chunk(2)[0]
         w = present.float()
         bce = F.binary_cross_entropy_with_logits
         real_term = bce(s_real, torch.ones_like(s_real), weight=w, reduction="sum")
