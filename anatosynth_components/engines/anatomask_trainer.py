@@ -34,6 +34,17 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if hasattr(module, "module") and isinstance(module.module, nn.Module) else module
 
 
+def prune_latest(checkpoint_dir: str) -> None:
+    """Keep only the newest ``latest_checkpoint_epoch=N.pt`` (the saver forgets files of earlier runs,
+    such as the one a resumed run started from).  Rank 0 only."""
+    if idist.get_rank() != 0:
+        return
+    newest = latest_checkpoint(checkpoint_dir)
+    for path in Path(checkpoint_dir).glob("latest_checkpoint_epoch=*.pt"):
+        if str(path) != newest and LATEST_PATTERN.match(path.name):
+            path.unlink(missing_ok=True)
+
+
 class AnatoMaskTrainer(Trainer):
     """Adversarial training of an :class:`AnatoMaskNet` on batches of slice stacks.
 
@@ -130,17 +141,6 @@ class AnatoMaskTrainer(Trainer):
         saver = CheckpointSaver(checkpoint_dir, objects, file_prefix="latest", save_interval=1, n_saved=1)
         saver.attach(self)
         self.add_event_handler(Events.EPOCH_COMPLETED, lambda _: prune_latest(checkpoint_dir))
-
-
-def prune_latest(checkpoint_dir: str) -> None:
-    """Keep only the newest ``latest_checkpoint_epoch=N.pt`` (the saver forgets files of earlier runs,
-    such as the one a resumed run started from).  Rank 0 only."""
-    if idist.get_rank() != 0:
-        return
-    newest = latest_checkpoint(checkpoint_dir)
-    for path in Path(checkpoint_dir).glob("latest_checkpoint_epoch=*.pt"):
-        if str(path) != newest and LATEST_PATTERN.match(path.name):
-            path.unlink(missing_ok=True)
 
     def _update_means(self, engine: Engine, losses: dict[str, float]) -> None:
         """Running epoch means in ``engine.state.metrics`` (complete when the epoch ends)."""

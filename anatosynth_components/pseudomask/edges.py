@@ -124,38 +124,75 @@ def canny_nd(
         return np.zeros(shape, dtype=bool)
     mats = [gaussian_matrix(n, sigma, floor=float(np.exp(-8.0)), normalize_rows=True) for n in shape]
     smooth = apply_separable(image, mats)
-    grads = _central_differences(smooth)
-    del smooth
-    mag2 = np.multiply(grads[0], grads[0])
-    tmp = np.empty_like(mag2)
-    for g in grads[1:]:
-        mag2 += np.multiply(g, g, out=tmp)
-    del tmp
-    lo2, hi2 = _thresholds_squared(mag2, low, high, use_quantiles)
+    # twice the central differences are used throughout (exact in float32, the same decisions):
+    # mag2 is 4 |gradient|^2, so absolute thresholds and the noise floor are doubled
+    mag2 = _squared_gradient(smooth)
+    scale = 1.0 if use_quantiles else 2.0
+    lo2, hi2 = _thresholds_squared(mag2, low * scale, high * scale, use_quantiles)
     _zero_border(mag2)
     flat_mag2 = mag2.reshape(-1)
-    noise = MIN_RELATIVE_GRADIENT * float(image.max() - image.min())
+    noise = 2.0 * MIN_RELATIVE_GRADIENT * float(image.max() - image.min())
     cand = np.flatnonzero(flat_mag2 >= max(lo2, noise * noise, np.finfo(np.float32).tiny))
     if cand.size == 0:
         return np.zeros(shape, dtype=bool)
     # quantise the gradient direction to one of the 3^n - 1 neighbours: per axis the step is
-    # sign(g_a) where |g_a| >= tan(22.5 deg) max_b |g_b|, else 0; coded in base 3 and looked up
-    comp = [g.reshape(-1)[cand] for g in grads]
-    del grads
+    # sign(g_a) where |g_a| >= tan(22.5 deg) max_b |g_b|, else 0; coded in base 3 and looked up.
+    # Candidates are never on the border, so their neighbours' flat indices are cand -+ stride.
+    strides = _strides(shape)
+    flat_smooth = smooth.reshape(-1)
+    comp = [flat_smooth[cand + st] - flat_smooth[cand - st] for st in strides]
+    del smooth
     limit = np.abs(comp[0])
     for c in comp[1:]:
         np.maximum(limit, np.abs(c), out=limit)
     limit *= np.float32(TAN_22_5)
+    minus_limit = np.negative(limit)
     code = np.zeros(cand.size, dtype=np.uint8)
     for a, c in enumerate(comp):
-        digit = (c >= limit).view(np.uint8) + (c > -limit).view(np.uint8)  # 0, 1, 2 = step -1, 0, +1
-        code += digit * np.uint8(3**a)
+        digit = (c >= limit).view(np.uint8) + (c > minus_limit).view(np.uint8)  # 0, 1, 2 = step -1, 0, +1
+        if a:
+            digit *= np.uint8(3**a)
+        code += digit
+    del comp, limit, minus_limit
     offset = _offset_table(shape)[code]
     m = flat_mag2[cand]
-    keep = (m >= flat_mag2[cand + offset]) & (m >= flat_mag2[cand - offset])
+    keep = m >= flat_mag2[cand + offset]
+    keep &= m >= flat_mag2[cand - offset]
     weak = cand[keep]
-    strong = weak[flat_mag2[weak] >= hi2]
+    strong = weak[m[keep] >= hi2]
     return _hysteresis(shape, weak, strong)
+
+
+def _strides(shape: tuple[int, ...]) -> list[int]:
+    """C-order flat strides of ``shape``, in elements."""
+    return [int(np.prod(shape[a + 1 :], dtype=np.int64)) for a in range(len(shape))]
+
+
+def _squared_gradient(x: np.ndarray) -> np.ndarray:
+    """``sum_a (x[.., i + 1, ..] - x[.., i - 1, ..])^2`` (4 |central-difference gradient|^2), with a
+    component 0 on the first and last slice of its axis; same shape and dtype as ``x``.
+
+    Computed slice by slice along axis 0 (the slices stay in cache; no gradient volumes)."""
+    out = np.empty_like(x)
+    tmp = np.empty(x.shape[1:], dtype=x.dtype)
+    n = x.shape[0]
+    for i in range(n):
+        o = out[i]
+        if 0 < i < n - 1:
+            np.subtract(x[i + 1], x[i - 1], out=tmp)
+            np.multiply(tmp, tmp, out=o)
+        else:
+            o.fill(0)
+        for a in range(x.ndim - 1):  # the slice's own axes
+            hi, lo, mid = ([slice(None)] * (x.ndim - 1) for _ in range(3))
+            hi[a], lo[a], mid[a] = slice(2, None), slice(None, -2), slice(1, -1)
+            np.subtract(x[i][tuple(hi)], x[i][tuple(lo)], out=tmp[tuple(mid)])
+            for edge in (0, -1):
+                mid[a] = edge
+                tmp[tuple(mid)] = 0
+            tmp *= tmp
+            o += tmp
+    return out
 
 
 def _offset_table(shape: tuple[int, ...]) -> np.ndarray:
@@ -163,23 +200,6 @@ def _offset_table(shape: tuple[int, ...]) -> np.ndarray:
     strides = np.cumprod((1,) + shape[::-1][:-1])[::-1]
     steps = np.stack(np.unravel_index(np.arange(3 ** len(shape)), (3,) * len(shape))[::-1], axis=1) - 1
     return (steps * strides).sum(axis=1).astype(np.int64)
-
-
-def _central_differences(x: np.ndarray) -> list[np.ndarray]:
-    """Gradient per axis, (x[i+1] - x[i-1]) / 2 inside, 0 on the first and last slice of the axis."""
-    grads = []
-    for a in range(x.ndim):
-        g = np.empty_like(x)
-        hi, lo, mid = ([slice(None)] * x.ndim for _ in range(3))
-        hi[a], lo[a], mid[a] = slice(2, None), slice(None, -2), slice(1, -1)
-        inner = g[tuple(mid)]
-        np.subtract(x[tuple(hi)], x[tuple(lo)], out=inner)
-        inner *= np.float32(0.5)
-        for edge in (0, -1):
-            mid[a] = edge
-            g[tuple(mid)] = 0
-        grads.append(g)
-    return grads
 
 
 def _thresholds_squared(mag2: np.ndarray, low: float, high: float, quantiles: bool) -> tuple[float, float]:

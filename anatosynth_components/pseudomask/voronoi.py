@@ -47,6 +47,7 @@ import scipy.ndimage as ndi
 
 from anatosynth_components.errors import ConfigError, DataError
 from anatosynth_components.pseudomask._checks import check_spacing
+from anatosynth_components.pseudomask.envelope import Candidates, build_stacks, emit_labels, walk_queries
 
 METHODS = ("envelope", "edt")
 
@@ -165,47 +166,89 @@ def _edt_voronoi(
 def _envelope_voronoi(
     shape: tuple[int, ...], seeds: np.ndarray, spacing: np.ndarray, with_distance: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Every pass breaks ties towards the smaller coordinate along its axis (the smaller position in a
+    """Passes along the last axis, then (3D) the middle axis, then axis 0 (see the module docstring).
+
+    Every pass breaks ties towards the smaller coordinate along its axis (the smaller position in a
     row, the smaller ``j`` in an envelope); with the passes run from the last axis to the first the
     overall rule is the smallest C-order index, whatever the order of ``seeds``."""
-    ndim = len(shape)
-    size = int(np.prod(shape))
     unit = _unit(spacing)
     weights = (spacing / unit) ** 2  # squared distances are computed in units of unit^2
-    ids = np.arange(len(seeds), dtype=np.int32)
+    extent = weights * (np.asarray(shape, dtype=np.float64) - 1) ** 2  # largest term per axis
     rows, row_index = np.unique(np.ravel_multi_index(tuple(seeds[:, :-1].T), shape[:-1]), return_inverse=True)
+    ids = np.arange(len(seeds), dtype=np.int32)
     row_g, row_lab = _nearest_in_rows(row_index, seeds[:, -1], ids, len(rows), shape[-1], weights[-1])
-    index_type = np.int32 if size < 2**31 else np.int64
-    work = (np.empty(size), np.empty(size), np.empty(size, dtype=index_type))  # z, h, prev: shared
-    if ndim == 2:
-        g = np.full(shape, np.inf)
-        lab = np.empty(shape, dtype=np.int32)
-        g[rows], lab[rows] = row_g, row_lab
-        dist2 = np.empty(shape) if with_distance else None
-        cells = np.empty(shape, dtype=np.int32)
-        _envelope_pass(g, lab, weights[0], dist2, cells, work, whole_rows=True)
+    if len(shape) == 2:
+        values = np.empty((len(rows) + 1, shape[1]))
+        values[:-1] = row_g
+        lines = Candidates(
+            values, row_lab, rows.astype(np.float64)[:, None], np.array([len(rows)]), shape[1], extent[1]
+        )
     else:
-        n0, n1, n2 = shape
-        r0, r1 = np.unravel_index(rows, (n0, n1))
-        g = np.full((n1, n0, n2), np.inf)  # pass 2 runs along axis 1: positions first
-        lab = np.empty((n1, n0, n2), dtype=np.int32)
-        g[r1, r0], lab[r1, r0] = row_g, row_lab
-        g2, lab2 = np.empty(shape), np.empty(shape, dtype=np.int32)
-        _envelope_pass(
-            g.reshape(n1, -1),
-            lab.reshape(n1, -1),
-            weights[1],
-            g2.transpose(1, 0, 2),
-            lab2.transpose(1, 0, 2),
-            work,
+        g2, lab2, planes = _plane_pass(shape, rows, row_g, row_lab, weights[1], extent[2])
+        lines = Candidates(
+            g2.reshape(len(planes) + 1, -1),
+            lab2.reshape(len(planes), -1),
+            planes.astype(np.float64)[:, None],
+            np.array([len(planes)]),
+            shape[1] * shape[2],
+            extent[1] + extent[2],
         )
-        dist2 = g.reshape(shape) if with_distance else None  # pass 2's inputs are free: reuse them
-        cells = lab.reshape(shape)
-        _envelope_pass(
-            g2.reshape(n0, -1), lab2.reshape(n0, -1), weights[0], dist2, cells, work, whole_rows=True
-        )
+    cells, dist2 = _last_pass(lines, weights[0], shape, with_distance)
     if dist2 is not None:
         dist2 *= unit * unit
+    return cells, dist2
+
+
+def _plane_pass(
+    shape: tuple[int, ...],
+    rows: np.ndarray,
+    row_g: np.ndarray,
+    row_lab: np.ndarray,
+    weight: float,
+    bound: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """3D pass along axis 1, for the planes ``planes`` (sorted) that hold a seed.
+
+    The rows holding a seed are the candidates; the lines of one plane (one per ``i_2``) form a group
+    sharing the rows' positions. Returns ``g2`` (planes + 1, n1, n2) float64 (last plane: scratch
+    for the next pass), ``lab2`` (planes, n1, n2) int32 and ``planes``.
+    """
+    n0, n1, n2 = shape
+    r0, r1 = np.unravel_index(rows, (n0, n1))  # rows are sorted: by plane, then by r1
+    planes, first, counts = np.unique(r0, return_index=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")  # groups: planes by decreasing number of rows
+    group_of_plane = np.empty(len(planes), dtype=np.int64)
+    group_of_plane[order] = np.arange(len(planes))
+    rank = np.arange(len(rows)) - np.repeat(first, counts)  # candidate number within the plane
+    group = np.repeat(group_of_plane, counts)
+    depth = int(counts.max())
+    values = np.empty((depth + 1, len(planes), n2))
+    labels = np.empty((depth, len(planes), n2), dtype=np.int32)
+    positions = np.zeros((depth, len(planes)))
+    values[rank, group], labels[rank, group], positions[rank, group] = row_g, row_lab, r1
+    cand = Candidates(
+        values.reshape(depth + 1, -1), labels.reshape(depth, -1), positions, counts[order], n2, bound
+    )
+    stacks = build_stacks(cand, weight, n1, keep_values=True)
+    g2 = np.empty((len(planes) + 1, n1, n2))
+    lab2 = np.empty((len(planes), n1, n2), dtype=np.int32)
+    walk_queries(stacks, cand, weight, n1, lab2, g2[:-1], out_rows=order)
+    return g2, lab2, planes
+
+
+def _last_pass(
+    cand: Candidates, weight: float, shape: tuple[int, ...], with_distance: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pass along axis 0 (one group: all lines share the candidates' positions): cells and
+    (with_distance) squared distances, both of ``shape``."""
+    n0 = shape[0]
+    stacks = build_stacks(cand, weight, n0)
+    cells = np.empty(shape, dtype=np.int32)
+    if not with_distance:
+        emit_labels(stacks, cand.labels, n0, cells.reshape(n0, -1))
+        return cells, None
+    dist2 = np.empty(shape)
+    walk_queries(stacks, cand, weight, n0, cells.reshape(n0, -1), dist2.reshape(n0, -1))
     return cells, dist2
 
 
@@ -237,115 +280,3 @@ def _nearest_in_rows(
     nearest = np.where(take_left, left, right)
     d = np.minimum(to_left, to_right).astype(np.float64)
     return weight * d * d, np.take_along_axis(slot, nearest, axis=1)
-
-
-def _envelope_pass(
-    g: np.ndarray,
-    lab: np.ndarray,
-    weight: float,
-    out_g: np.ndarray | None,
-    out_lab: np.ndarray,
-    work: tuple[np.ndarray, np.ndarray, np.ndarray],
-    whole_rows: bool = False,
-) -> None:
-    """``out_g[i, l] = min_j g[j, l] + weight (i - j)^2`` and the ``lab`` of the minimising ``j``.
-
-    ``g``, ``lab``: (n, L) C-contiguous, position ``j`` first, ``L`` lines; ``g = inf`` marks "no
-    candidate". ``out_g``, ``out_lab``: (n, *line_shape) arrays (views allowed) with prod = L;
-    ``out_g`` None skips the distances.
-    ``work``: flat float64, float64 and integer buffers of at least n L elements. ``whole_rows``:
-    the caller knows every row ``g[j]`` is either all finite or all inf (saves a test per row).
-    Per line the lower envelope of the parabolas is a stack (Felzenszwalb & Huttenlocher), stored as
-    linked lists in (n, L) arrays: ``z[j]`` is the left end of parabola ``j``'s interval,
-    ``h[j] = g[j] + weight j^2``, ``prev[j]`` the flat index of the element below. On a tie the
-    smaller ``j`` wins: a parabola whose interval would be a single point is dropped (``s <= z``),
-    and a query exactly at an interval's left end goes to the left neighbour.
-    """
-    n, num_lines = g.shape
-    line_shape = out_lab.shape[1:]
-    z_flat, h_flat, prev_flat = (w[: n * num_lines] for w in work)
-    z_all, h_all, prev = (w.reshape(n, num_lines) for w in (z_flat, h_flat, prev_flat))
-    top = np.full(num_lines, -1, dtype=np.int64)  # flat index of the top element (-1: empty)
-    top_pos = np.full(num_lines, -1.0)
-    top_h = np.full(num_lines, np.inf)  # inf: empty stack, so s = -inf
-    top_z = np.full(num_lines, np.nan)  # nan: an empty stack never pops
-    two_w, inv_lines = 2.0 * weight, 1.0 / num_lines
-    lines_all = np.arange(num_lines, dtype=np.int64)
-    d_dense = np.empty(num_lines)
-    aliased = False  # top_h / top_z are rows of h_all / z_all (dense steps write no copies)
-    for q in range(n):
-        if whole_rows:
-            if not g[q, 0] < np.inf:
-                continue
-            dense = True
-        else:
-            finite = g[q] < np.inf
-            m = int(np.count_nonzero(finite))
-            if m == 0:
-                continue
-            dense = m == num_lines
-        if dense:  # the per-line state is updated in place
-            lines = lines_all
-            hq = np.add(g[q], weight * q * q, out=h_all[q])
-            t, tp, th, tz = top, top_pos, top_h, top_z
-            s = np.subtract(hq, th, out=z_all[q])
-            s /= np.multiply(np.subtract(q, tp, out=d_dense), two_w, out=d_dense)
-        else:
-            if aliased:  # sparse steps write into the state: it must not share memory with h_all, z_all
-                top_h, top_z, aliased = top_h.copy(), top_z.copy(), False
-            lines = np.flatnonzero(finite)
-            hq = g[q, lines] + weight * q * q
-            t, tp, th, tz = top[lines], top_pos[lines], top_h[lines], top_z[lines]
-            s = (hq - th) / (two_w * (q - tp))
-        pop = np.flatnonzero(s <= tz)  # the bottom (z = -inf) is never popped
-        while pop.size:
-            below = prev_flat[t[pop]]
-            h_below, z_below = h_flat[below], z_flat[below]
-            pos = np.rint((below - lines[pop]) * inv_lines)
-            s_new = (hq[pop] - h_below) / (two_w * (q - pos))
-            t[pop], tp[pop], th[pop], tz[pop], s[pop] = below, pos, h_below, z_below, s_new
-            pop = pop[s_new <= z_below]
-        if dense:
-            # pops wrote into th / tz only at popped elements, which are never read again, so the
-            # rows q of h_all and z_all can serve directly as the new per-line state
-            prev[q] = t
-            np.add(lines_all, q * num_lines, out=top)
-            top_pos.fill(q)
-            top_h, top_z, aliased = hq, s, True
-        else:
-            prev[q, lines], z_all[q, lines], h_all[q, lines] = t, s, hq
-            top[lines], top_pos[lines], top_h[lines], top_z[lines] = lines + q * num_lines, q, hq, s
-    # queries from the right end: walk each stack down as i decreases
-    valid = top >= 0
-    cur = np.where(valid, top, 0)
-    cur_z = np.where(valid, z_flat[cur], -np.inf)
-    cur_g = np.where(valid, g.reshape(-1)[cur], np.inf)
-    lab_flat, g_flat = lab.reshape(-1), g.reshape(-1)
-    cur_lab = np.where(valid, lab_flat[cur], -1).astype(np.int32)
-    cur_pos = np.where(valid, top_pos, 0.0)
-    tmp = np.empty(num_lines)
-    out_g_2d = out_g.reshape(n, num_lines) if out_g is not None and out_g.flags.c_contiguous else None
-    for i in range(n - 1, -1, -1):
-        move = np.flatnonzero(cur_z >= i)
-        while move.size:
-            below = prev_flat[cur[move]]
-            z_below = z_flat[below]
-            cur[move], cur_z[move], cur_g[move], cur_lab[move] = (
-                below,
-                z_below,
-                g_flat[below],
-                lab_flat[below],
-            )
-            cur_pos[move] = np.rint((below - move) * inv_lines)
-            move = move[z_below >= i]
-        out_lab[i] = cur_lab.reshape(line_shape)
-        if out_g is None:
-            continue
-        np.subtract(i, cur_pos, out=tmp)
-        tmp *= tmp
-        tmp *= weight
-        if out_g_2d is not None:
-            np.add(tmp, cur_g, out=out_g_2d[i])
-        else:
-            tmp += cur_g
-            out_g[i] = tmp.reshape(line_shape)
