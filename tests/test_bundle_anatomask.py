@@ -292,3 +292,24 @@ def test_switches_typed_on_the_command_line_are_read_as_bools(tmp_path):
     with pytest.raises(RuntimeError) as err:
         parse("network_def", use_gnn_sif="maybe")
     assert "use_gnn_sif must be true or false, got 'maybe'" in str(find_cause(err.value, ConfigError))
+
+
+@pytest.mark.parametrize("bundle", ["anatomask_oasis", "anatomask_abdomen"])
+def test_metadata_is_valid_against_the_model_zoo_schema(bundle):
+    from monai.bundle import verify_metadata
+
+    schema = REPO.parent / "shared" / "schemas" / "meta_schema_20240725.json"
+    if not schema.is_file():
+        pytest.skip(f"schema {schema} is absent (../shared ships beside the repository)")
+    meta_file = BUNDLES / bundle / "configs" / "metadata.json"
+    verify_metadata(meta_file=str(meta_file), filepath=str(schema))  # raises on any violation
+    meta = json.loads(meta_file.read_text())
+    assert meta["version"] in meta["changelog"]
+    assert "anatosynth-components" in meta["required_packages_version"]
+    for name in ("LICENSE", "docs/README.md", "docs/data_license.txt"):
+        assert (BUNDLES / bundle / name).is_file(), name
+    train = json.loads((BUNDLES / bundle / "configs" / "train.json").read_text())
+    classes = train["num_classes"]
+    image = meta["network_data_format"]["inputs"]["image"]
+    assert image["value_range"] == [0, classes - 1]
+    assert image["spatial_shape"] == [train["num_slices"], *train["spatial_size"]]
