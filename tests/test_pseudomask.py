@@ -20,6 +20,7 @@ from anatosynth_components.pseudomask import (
     pseudo_mask,
     sample_without_replacement,
     sampling_weights,
+    voronoi_cells,
     voronoi_fill,
 )
 from anatosynth_components.pseudomask.density import select_edge_points
@@ -69,6 +70,148 @@ def test_voronoi_is_exact_nearest_seed(ndim, spacing_kind):
             np.testing.assert_array_equal(flat[cells.ravel()], expected)
     if spacing_kind != "anisotropic":
         assert ties_seen > 20  # the cases really exercise the tie rule
+
+
+def expected_cells(shape, seeds, flat, spacing):
+    """Brute force: (voxels,) squared distance to the nearest seed and that seed's number, ties to
+    the smallest C-order index (the documented rule)."""
+    d2 = brute_force_d2(shape, seeds, spacing)
+    best = d2.min(axis=1)
+    tied = d2 == best[:, None]
+    winner = np.where(tied, flat[None, :], np.iinfo(np.int64).max).min(axis=1)
+    lookup = {int(f): k for k, f in enumerate(flat)}
+    return best, np.array([lookup[int(f)] for f in winner]), int(np.count_nonzero(tied.sum(1) > 1))
+
+
+def larger_case(rng: np.random.Generator, ndim: int, spacing_kind: str):
+    """Up to 24^ndim voxels and up to 300 seeds: long stacks, deep pops, planes and rows without
+    seeds, and (with exact spacings) many ties."""
+    shape = tuple(int(n) for n in rng.integers(1, 25 if ndim == 2 else 14, ndim))
+    size = int(np.prod(shape))
+    num = int(rng.integers(1, min(size, 300) + 1))
+    flat = rng.choice(size, num, replace=False)
+    seeds = np.stack(np.unravel_index(flat, shape), axis=1)
+    spacing = {
+        "isotropic": np.ones(ndim),
+        "binary": rng.choice([0.5, 1.0, 1.5, 2.0, 2.5, 3.0], ndim),
+        "anisotropic": rng.uniform(0.3, 4.0, ndim),
+    }[spacing_kind]
+    return shape, seeds, flat, spacing
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("spacing_kind", ["isotropic", "binary", "anisotropic"])
+def test_cell_map_path_is_exact_nearest_seed(ndim, spacing_kind):
+    """voronoi_cells / voronoi_fill write the cell map straight from the stacks (no distances), a
+    different output path from nearest_seed's: both against brute force, ties included."""
+    rng = np.random.default_rng(500 + 10 * ndim + len(spacing_kind))
+    ties_seen = 0
+    for trial in range(60):
+        case = random_case if trial % 2 else larger_case
+        shape, seeds, flat, spacing = case(rng, ndim, spacing_kind)
+        best, winner, ties = expected_cells(shape, seeds, flat, spacing)
+        cells = voronoi_cells(shape, seeds, spacing)
+        assert cells.shape == shape and cells.dtype == np.int32
+        cells_d, dist2 = nearest_seed(shape, seeds, spacing)
+        chosen = brute_force_d2(shape, seeds, spacing)[np.arange(best.size), cells.ravel()]
+        np.testing.assert_allclose(chosen, best, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dist2.ravel(), best, rtol=1e-12, atol=1e-12)
+        if spacing_kind != "anisotropic":
+            ties_seen += ties
+            np.testing.assert_array_equal(cells.ravel(), winner)
+            np.testing.assert_array_equal(cells_d.ravel(), winner)
+    if spacing_kind != "anisotropic":
+        assert ties_seen > 200
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_voronoi_tie_rule_on_lattices(ndim):
+    """Seeds on regular lattices put many voxels at equal distance from 2, 4 or 8 seeds; the
+    smallest C-order index must win every one of those ties, on both output paths."""
+    rng = np.random.default_rng(ndim)
+    lattices = [(2, 1.0), (4, (1.0, 2.0, 0.5)[:ndim]), (2, (1.0, 0.5, 1.0)[:ndim]), (4, 1.0), (3, 0.5)]
+    total = 0
+    for step, spacing in lattices:
+        shape = (13, 11, 9)[:ndim]
+        grid = np.stack(np.meshgrid(*[np.arange(0, n, step) for n in shape], indexing="ij"), -1)
+        seeds = grid.reshape(-1, ndim)
+        keep = rng.random(len(seeds)) < 0.8  # holes: ties between farther seeds too
+        seeds = seeds[keep][rng.permutation(int(keep.sum()))]
+        flat = np.ravel_multi_index(tuple(seeds.T), shape)
+        spacing = np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,))
+        best, winner, ties = expected_cells(shape, seeds, flat, spacing)
+        total += ties
+        np.testing.assert_array_equal(voronoi_cells(shape, seeds, spacing).ravel(), winner)
+        cells, dist2 = nearest_seed(shape, seeds, spacing)
+        np.testing.assert_array_equal(cells.ravel(), winner)
+        np.testing.assert_allclose(dist2.ravel(), best, rtol=1e-12, atol=1e-12)
+    assert total > 200
+
+
+@pytest.mark.parametrize(
+    ("shape", "seeds"),
+    [
+        ((1, 1, 1), [[0, 0, 0]]),
+        ((5, 1, 4), [[4, 0, 3], [0, 0, 0]]),
+        ((1, 6, 5), [[0, 5, 4]]),
+        ((6, 5, 1), [[5, 0, 0], [0, 4, 0], [3, 2, 0]]),
+        ((7, 6, 5), [[6, 5, 4]]),  # one seed in the last plane, row and column
+        ((9, 4, 4), [[0, 0, 0], [8, 3, 3]]),  # planes 1..7 hold no seed
+        ((4, 3), [[3, 2]]),
+        ((2, 2, 2), [[i, j, k] for i in range(2) for j in range(2) for k in range(2)]),  # all voxels
+    ],
+)
+def test_voronoi_edge_cases(shape, seeds):
+    seeds = np.array(seeds)
+    flat = np.ravel_multi_index(tuple(seeds.T), shape)
+    for spacing in (np.ones(len(shape)), np.linspace(0.5, 2.0, len(shape))):
+        best, winner, _ = expected_cells(shape, seeds, flat, spacing)
+        np.testing.assert_array_equal(voronoi_cells(shape, seeds, spacing).ravel(), winner)
+        cells, dist2 = nearest_seed(shape, seeds, spacing)
+        np.testing.assert_array_equal(cells.ravel(), winner)
+        np.testing.assert_allclose(dist2.ravel(), best, rtol=1e-12, atol=1e-12)
+
+
+def test_integer_envelopes_of_grouped_lines_against_brute_force():
+    """The envelope module on its own: groups of lines with different numbers of candidates and
+    positions (the middle pass), small integer values and weights so that crossings often fall on
+    integers; the winner is the smallest position among the minimisers."""
+    from anatosynth_components.pseudomask.envelope import Candidates, build_stacks, emit_labels, walk_queries
+
+    rng = np.random.default_rng(4)
+    for trial in range(40):
+        n, groups, per_group = int(rng.integers(1, 30)), int(rng.integers(1, 6)), int(rng.integers(1, 7))
+        weight = float(rng.choice([0.25, 1.0, 2.0, 3.0]))
+        counts = np.sort(rng.integers(1, n + 1, groups))[::-1]
+        depth = int(counts[0])
+        positions = np.zeros((depth, groups))
+        for g, c in enumerate(counts):
+            positions[:c, g] = np.sort(rng.choice(n, c, replace=False))
+        lines = groups * per_group
+        values = np.zeros((depth + 1, lines))
+        values[:depth] = rng.integers(0, 4 * n if trial % 2 else 6, (depth, lines)) * weight
+        labels = rng.integers(0, 10**6, (depth, lines)).astype(np.int32)
+        # brute force per line
+        want_lab, want_val = np.zeros((n, lines), np.int32), np.zeros((n, lines))
+        for line in range(lines):
+            g = line // per_group
+            p = positions[: counts[g], g]
+            f = values[: counts[g], line][None, :] + weight * (np.arange(n)[:, None] - p[None, :]) ** 2
+            k = f.argmin(axis=1)  # first minimiser = smallest position
+            want_lab[:, line], want_val[:, line] = labels[k, line], f[np.arange(n), k]
+
+        bound = float(values.max())
+        cand = Candidates(values.copy(), labels, positions, counts, per_group, bound)
+        out = np.empty((n, lines), np.int32)
+        emit_labels(build_stacks(cand, weight, n), cand.labels, n, out)
+        np.testing.assert_array_equal(out, want_lab)
+        for keep_values in (True, False):
+            cand = Candidates(values.copy(), labels, positions, counts, per_group, bound)
+            stacks = build_stacks(cand, weight, n, keep_values=keep_values)
+            got_lab, got_val = np.empty((n, lines), np.int32), np.empty((n, lines))
+            walk_queries(stacks, cand, weight, n, got_lab, got_val)
+            np.testing.assert_array_equal(got_lab, want_lab)
+            np.testing.assert_allclose(got_val, want_val, rtol=0, atol=1e-9)
 
 
 def test_voronoi_edt_method_agrees_up_to_ties():
@@ -157,6 +300,14 @@ def test_edge_subset_is_uniform_random_and_used_by_the_kde():
     assert stats.chisquare(chosen).pvalue > 1e-3
     # asking for more points than there are uses all of them
     np.testing.assert_array_equal(select_edge_points(edges, 10**6, gen), np.flatnonzero(edges))
+
+
+def test_all_edge_points_and_a_subset_larger_than_them_agree():
+    edges = np.random.default_rng(3).random((15, 12, 9)) < 0.1
+    full = edge_density(edges, 4.0, (1.0, 2.0, 0.5))
+    same = edge_density(edges, 4.0, (1.0, 2.0, 0.5), num_edge_points=10**6, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(full, same)
+    assert not edge_density(np.zeros((5, 5), bool), 2.0).any()
 
 
 def test_sampling_weights_floor_and_uniform_fallback():
@@ -267,6 +418,38 @@ def test_nd_canny_in_2d_agrees_with_skimage(real_ct):
     assert (ref & binary_dilation(ours)).sum() >= 0.95 * ref.sum()
     assert 0.8 < ours.sum() / ref.sum() < 1.25
     np.testing.assert_array_equal(canny_edges(axial), ref)  # "auto" in 2D is skimage
+
+
+def test_squared_gradient_is_four_times_the_central_difference_magnitude():
+    from anatosynth_components.pseudomask.edges import _squared_gradient
+
+    rng = np.random.default_rng(12)
+    for shape in [(7, 9, 5), (3, 4, 3), (8, 6)]:
+        x = (rng.random(shape) * 100).astype(np.float32)
+        want = np.zeros(shape, np.float32)
+        for a in range(x.ndim):
+            g = np.zeros(shape, np.float32)
+            inner = [slice(None)] * x.ndim
+            hi, lo = list(inner), list(inner)
+            inner[a], hi[a], lo[a] = slice(1, -1), slice(2, None), slice(None, -2)
+            g[tuple(inner)] = (x[tuple(hi)] - x[tuple(lo)]) * np.float32(0.5)
+            want += g * g
+        np.testing.assert_array_equal(_squared_gradient(x), 4 * want)  # exact: powers of 2
+
+
+def test_canny_nd_value_range_only_saves_the_reduction(real_ct):
+    from anatosynth_components.pseudomask.edges import canny_nd
+
+    volume = real_ct["image"][20:90, 10:80, 5:25]
+    shifted = np.subtract(volume, float(volume.min()), dtype=np.float32)
+    reference = canny_nd(shifted, 1.0, 0.6, 0.85)
+    assert reference.sum() > 100
+    np.testing.assert_array_equal(canny_edges(volume), reference)  # passes value_range
+    np.testing.assert_array_equal(
+        canny_nd(shifted, 1.0, 0.6, 0.85, value_range=float(shifted.max())), reference
+    )
+    absolute = canny_nd(shifted, 1.0, 20.0, 60.0, use_quantiles=False)
+    assert 0 < absolute.sum() < volume.size
 
 
 def test_slice_method_is_skimage_per_slice(real_ct):

@@ -1,8 +1,9 @@
 """``anatosynth benchmark pseudomask``: the ACIS pseudo-mask fast path against a naive reference.
 
-Both run in this one process, pinned to one CPU core (``os.sched_setaffinity``; the BLAS thread
-pools of NumPy and SciPy are set to one thread through their ``*_set_num_threads`` entry points,
-torch's with ``torch.set_num_threads(1)``), on two volumes:
+Both run in this one process, pinned to one CPU core (``os.sched_setaffinity``, the core that was
+idlest over a short sample of /proc/stat; the BLAS thread pools of NumPy and SciPy are set to one
+thread through their ``*_set_num_threads`` entry points, torch's with ``torch.set_num_threads(1)``),
+on two volumes:
 
 1. the real CT of ../shared/data (``ct_thorax_abdomen.nii.gz``, 122 x 101 x 30, 3 mm);
 2. the same CT resampled (trilinear) to 192 x 192 x 160, the paper's 3D size, keeping its field of
@@ -88,11 +89,40 @@ def limit_blas_threads(num: int) -> list[str]:
     return done
 
 
+def _idle_shares(cores: set[int], interval: float = 0.3) -> dict[int, float]:
+    """Share of ``interval`` seconds each core spent idle (from /proc/stat); empty if unavailable."""
+
+    def sample() -> dict[int, tuple[int, int]]:
+        out = {}
+        with open("/proc/stat") as fh:
+            for line in fh:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                    ticks = [int(f) for f in fields]
+                    out[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))  # idle + iowait, total
+        return out
+
+    try:
+        first = sample()
+        time.sleep(interval)
+        second = sample()
+    except (OSError, ValueError, IndexError):
+        return {}
+    return {
+        c: (second[c][0] - first[c][0]) / max(second[c][1] - first[c][1], 1) for c in first if c in second
+    }
+
+
 @contextlib.contextmanager
 def one_core() -> Iterator[str]:
-    """Pin this process to one CPU core and single-threaded BLAS / torch; yields a description."""
+    """Pin this process to one CPU core and single-threaded BLAS / torch; yields a description.
+
+    The core is the allowed one that was idle longest over a short sample (the lowest-numbered
+    on a tie or when /proc/stat is unreadable), so that other work on the machine disturbs the
+    timings as little as possible."""
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    core = min(before) if before else None
+    idle = _idle_shares(before) if before else {}
+    core = (max(sorted(idle), key=lambda c: idle[c]) if idle else min(before)) if before else None
     if core is not None:
         os.sched_setaffinity(0, {core})
     blas = limit_blas_threads(1)
@@ -103,8 +133,9 @@ def one_core() -> Iterator[str]:
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)
     available = len(before) if before else os.cpu_count()
+    busy = f", {100 * (1 - idle[core]):.0f} % busy just before" if core in idle else ""
     text = (
-        f"pinned to CPU core {core} (1 core used of {available} available); "
+        f"pinned to CPU core {core}{busy} (1 core used of {available} available); "
         f"BLAS set to 1 thread in {len(blas)} librar{'y' if len(blas) == 1 else 'ies'}; torch threads 1"
     )
     try:

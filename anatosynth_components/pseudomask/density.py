@@ -97,14 +97,19 @@ def edge_density(
     edges = np.asarray(edges, dtype=bool)
     h = check_positive_float("bandwidth_mm", bandwidth_mm)
     spacing_mm = check_spacing(spacing, edges.ndim)
-    points = select_edge_points(edges, num_edge_points, rng)
-    if points.size == 0:
+    if num_edge_points is None:  # every edge point: the indicator is the edge map itself
+        count = int(np.count_nonzero(edges))
+        indicator = edges.astype(np.float32)
+    else:
+        points = select_edge_points(edges, num_edge_points, rng)
+        count = points.size
+        indicator = np.zeros(edges.shape, dtype=np.float32)
+        indicator.reshape(-1)[points] = 1.0
+    if count == 0:
         return np.zeros(edges.shape, dtype=np.float32)
-    indicator = np.zeros(edges.shape, dtype=np.float32)
-    indicator.reshape(-1)[points] = 1.0
     mats = [gaussian_matrix(n, h / s) for n, s in zip(edges.shape, spacing_mm, strict=True)]
     density = apply_separable(indicator, mats)
-    density *= np.float32(1.0 / (points.size * SQRT_2PI))
+    density *= np.float32(1.0 / (count * SQRT_2PI))
     return density
 
 

@@ -87,7 +87,8 @@ def canny_edges(
     # offset removed so float32 rounding noise scales with the range, not with the absolute level
     image = np.subtract(image, lowest, dtype=np.float32)
     if method == "nd" or (method == "auto" and image.ndim == 3):
-        return canny_nd(image, sigma, low, high, use_quantiles)
+        value_range = float(np.float32(highest) - np.float32(lowest))  # = image.max() - image.min()
+        return canny_nd(image, sigma, low, high, use_quantiles, value_range=value_range)
     if image.ndim == 2:
         return _skimage_canny(image, sigma, low, high, use_quantiles)
     out = np.zeros(image.shape, dtype=bool)
@@ -106,7 +107,12 @@ def _skimage_canny(image: np.ndarray, sigma: float, low: float, high: float, qua
 
 
 def canny_nd(
-    image: np.ndarray, sigma: float, low: float, high: float, use_quantiles: bool = True
+    image: np.ndarray,
+    sigma: float,
+    low: float,
+    high: float,
+    use_quantiles: bool = True,
+    value_range: float | None = None,
 ) -> np.ndarray:
     """N-dimensional Canny; ``image`` float32 (H, W) or (H, W, D) -> bool edges of the same shape.
 
@@ -117,7 +123,8 @@ def canny_nd(
     neighbour directions; voxels on the border never survive; (4) hysteresis: surviving voxels
     with magnitude >= low form the weak set; its 3^n-connected components that contain a voxel
     with magnitude >= high are the edges. Magnitudes below ``MIN_RELATIVE_GRADIENT`` times the
-    intensity range (rounding noise of a flat region) are never edges.
+    intensity range (rounding noise of a flat region) are never edges; ``value_range``, that range
+    when the caller knows it (else ``image.max() - image.min()``).
     """
     shape = image.shape
     if min(shape) < 3:
@@ -131,7 +138,9 @@ def canny_nd(
     lo2, hi2 = _thresholds_squared(mag2, low * scale, high * scale, use_quantiles)
     _zero_border(mag2)
     flat_mag2 = mag2.reshape(-1)
-    noise = 2.0 * MIN_RELATIVE_GRADIENT * float(image.max() - image.min())
+    if value_range is None:
+        value_range = float(image.max() - image.min())
+    noise = 2.0 * MIN_RELATIVE_GRADIENT * value_range
     cand = np.flatnonzero(flat_mag2 >= max(lo2, noise * noise, np.finfo(np.float32).tiny))
     if cand.size == 0:
         return np.zeros(shape, dtype=bool)
@@ -140,7 +149,9 @@ def canny_nd(
     # Candidates are never on the border, so their neighbours' flat indices are cand -+ stride.
     strides = _strides(shape)
     flat_smooth = smooth.reshape(-1)
-    comp = [flat_smooth[cand + st] - flat_smooth[cand - st] for st in strides]
+    base = cand - strides[0]  # >= 0; x[cand -+ st] is a gather from a view offset by st0 -+ st
+    comp = [flat_smooth[strides[0] + st :][base] - flat_smooth[strides[0] - st :][base] for st in strides]
+    del base
     del smooth
     limit = np.abs(comp[0])
     for c in comp[1:]:
@@ -209,26 +220,30 @@ def _thresholds_squared(mag2: np.ndarray, low: float, high: float, quantiles: bo
         return low * low, high * high
     flat = mag2.reshape(-1)
     n = flat.size
+    sample = strided_sample(flat)
     out = []
     for q in (low, high):
         p = q * (n - 1)
         i = int(np.floor(p))
-        a, b = (np.sqrt(v) for v in order_statistics(flat, i, min(i + 1, n - 1)))
+        a, b = (np.sqrt(v) for v in order_statistics(flat, i, min(i + 1, n - 1), sample))
         value = a + (b - a) * (p - i)
         out.append(value * value)
     return out[0], out[1]
 
 
-def order_statistics(values: np.ndarray, first: int, last: int) -> tuple[float, float]:
+def order_statistics(
+    values: np.ndarray, first: int, last: int, sample: np.ndarray | None = None
+) -> tuple[float, float]:
     """The ``first``-th and ``last``-th smallest of a flat array (``last - first`` small), exactly.
 
     Faster than ``np.partition`` of the whole array: a strided sample brackets the ranks, one pass
     counts the values below the bracket and keeps those inside, and only those are partitioned.
     Falls back to a full partition when the bracket misses (it is checked, never assumed).
+    ``sample``: :func:`strided_sample` of ``values``, when the caller already has it.
     """
     n = values.size
-    step = max(1, n // 100_000)
-    sample = np.sort(values[::step])
+    if sample is None:
+        sample = strided_sample(values)
     margin = int(4 * np.sqrt(sample.size)) + 8
     lo = sample[max(first * sample.size // n - margin, 0)]
     hi = sample[min(last * sample.size // n + margin, sample.size - 1)]
@@ -239,6 +254,12 @@ def order_statistics(values: np.ndarray, first: int, last: int) -> tuple[float, 
         return float(part[first - below]), float(part[last - below])
     part = np.partition(values, [first, last])
     return float(part[first]), float(part[last])
+
+
+def strided_sample(values: np.ndarray) -> np.ndarray:
+    """About 100 000 evenly strided values of a flat array, sorted (brackets ranks for
+    :func:`order_statistics`)."""
+    return np.sort(values[:: max(1, values.size // 100_000)])
 
 
 def _zero_border(x: np.ndarray) -> None:

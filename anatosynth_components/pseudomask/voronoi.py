@@ -7,12 +7,19 @@ get the right cells. Eq. 2: ``I^m(x) = I(p_k)`` for ``x`` in the cell ``C(p_k)``
 Two exact methods, both linear in the number of voxels:
 
 * ``"envelope"`` (default): the separable squared-distance transform of Felzenszwalb & Huttenlocher
-  (2012), carrying the seed number along. Pass 1 finds the nearest seed of every voxel within its
-  row along the last axis (only rows that hold a seed); each further pass takes, along one axis,
-  the lower envelope of the parabolas ``g_j + s_a^2 (x - j)^2`` left by the previous pass, which is
-  ``min_j`` over all candidates exactly. The envelope is built for all lines of the volume at once
-  with NumPy (a Python loop over the positions of the axis, vector operations across lines), about
-  2x faster than SciPy's feature transform on 192 x 192 x 160 and with a fixed tie rule.
+  (2012), carrying the seed number along, and using that there are few seeds. Pass 1 finds the
+  nearest seed within its row along the last axis, only for the rows that hold a seed (prefix
+  max / min over the row). In 3D, pass 2 runs along axis 1 with the seeded rows of each plane as
+  the only candidates (about 20 per line instead of ``n_1``) and only for the planes that hold a
+  seed, giving every voxel of those planes its nearest seed within the plane. The last pass runs
+  along axis 0 with the planes (3D) or rows (2D) that hold a seed as candidates. Each of these
+  passes is the integer lower envelope of the parabolas ``g_j + s_a^2 (x - j)^2``, which is
+  ``min_j`` over all candidates exactly (:mod:`.envelope`: stacks for all lines advanced together
+  by NumPy, the first two pops of every step as vector operations over all lines). The last pass
+  writes the cell map straight from the stacks; the distances are read off only when asked for.
+  On 192 x 192 x 160 with 4096 seeds, one core: about 0.3 s, against 0.45 s for the previous
+  version of this module (a dense middle pass and a position-by-position query loop) and 0.56 s
+  for SciPy's feature transform.
 * ``"edt"``: ``scipy.ndimage.distance_transform_edt(..., sampling=spacing, return_indices=True)``
   on the complement of the seed mask (Maurer et al. 2003). Ties follow SciPy's internal order.
 
@@ -24,8 +31,11 @@ smallest C-order voxel index (the lexicographically smallest ``(p_0, p_1, p_2)``
 order in which the seeds are listed. Arithmetic is in float64 on integer offsets weighted by
 ``(s_a / u)^2``, with the unit ``u`` the smallest spacing or 1 mm: equal distances are recognised
 exactly whenever the spacings are multiples of 1/1024 of one of these units (isotropic spacing of
-any size, 0.7 x 0.7 x 1.4, 0.5 x 1.5 x 2.5 mm, ...); for other spacings two distances that differ by
-less than float64 rounding (~1e-16 relative) may be taken as equal or not.
+any size, 0.7 x 0.7 x 1.4, 0.5 x 1.5 x 2.5 mm, ...): every decision compares the crossing of two
+parabolas, a correctly rounded quotient of exact numbers, with an integer, so a crossing exactly on
+a voxel is recognised (unless spacing ratios exceed ~1000, when two distinct distances can differ
+by less than float64 resolution). For other spacings two distances that differ by less than
+float64 rounding (~1e-16 relative) may be taken as equal or not.
 
 Shapes: seeds (N, ndim) integer voxel indices; cell map int32 (H, W[, D]) with values 0..N-1,
 ``cells[x] = k`` when ``x`` is in the cell of ``seeds[k]``.
