@@ -112,6 +112,10 @@ def test_train_writes_checkpoints_and_resume_continues(tmp_path):
     second = run_bundle(tmp_path, config("anatomask_oasis", "train"), "training", root, demo_subjects="4",
                         resume="true", **(TINY | {"train#trainer#max_epochs": "2"}))  # fmt: skip
     assert "resuming from" in second.stdout + second.stderr
+    # the best model of the first run is remembered: only a better one replaces models/model.pt
+    assert "best model so far: " in second.stdout + second.stderr
+    record = json.loads((root / "models" / "model.pt.best.json").read_text())
+    assert record["metric"] == "val_psnr" and record["epoch"] in (1, 2)
     assert not (root / "models" / "latest_checkpoint_epoch=1.pt").exists()
     two = state(root / "models" / "latest_checkpoint_epoch=2.pt")
     assert two["trainer"]["iteration"] == 2 * per_epoch
