@@ -10,6 +10,8 @@ Subpackages:
     metrics: PSNR, slice SSIM, inter-slice coherence, LPIPS (only with genuine weights).
     handlers: TensorBoard image grids, a progress bar with losses.
     bundle: what the bundle configs call (bundle folder, data source, checkpoints, inputs).
+    acis: ACIS workflow parts (2-D slices, PENet threshold labels, data grid, sampling, report).
+    refinement: ACIS refinement (registration network and trainer, Eq. 3 uncertainty, REINFORCE refiner).
 """
 
 __version__ = "0.1.0"
@@ -24,6 +26,8 @@ _SUBPACKAGES = (
     "metrics",
     "handlers",
     "bundle",
+    "acis",
+    "refinement",
     "errors",
     "atomic",
     "visualize",

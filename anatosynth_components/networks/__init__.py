@@ -1,6 +1,13 @@
 """Networks: the AnatoMaskGAN generator (SPADE + GNN-SIF + 3D-SNI), its one-tensor bundle wrapper
-and the discriminator."""
+and the discriminator; the ACIS generators, critic, image discriminator and their one-tensor chain."""
 
+from anatosynth_components.networks.acis_annotation_generator import AnnotationGenerator
+from anatosynth_components.networks.acis_image_discriminator import ImageDiscriminator
+from anatosynth_components.networks.acis_image_generator import ImageGenerator
+from anatosynth_components.networks.acis_one_hot import hard_one_hot, label_one_hot, straight_through_one_hot
+from anatosynth_components.networks.acis_pair_generator import AcisPairGenerator
+from anatosynth_components.networks.acis_pseudomask_critic import PseudoMaskCritic
+from anatosynth_components.networks.acis_pseudomask_generator import PseudoMaskGenerator, sample_latent
 from anatosynth_components.networks.anatomask_discriminator import AnatoMaskDiscriminator
 from anatosynth_components.networks.anatomask_generator import AnatoMaskGenerator
 from anatosynth_components.networks.anatomask_net import AnatoMaskNet, one_hot_stack
@@ -10,6 +17,16 @@ from anatosynth_components.networks.slice_graph import mask_similarity, slice_ad
 
 __all__ = [
     "GNNSIF",
+    "AcisPairGenerator",
+    "AnnotationGenerator",
+    "ImageDiscriminator",
+    "ImageGenerator",
+    "PseudoMaskCritic",
+    "PseudoMaskGenerator",
+    "hard_one_hot",
+    "label_one_hot",
+    "sample_latent",
+    "straight_through_one_hot",
     "AnatoMaskDiscriminator",
     "AnatoMaskGenerator",
     "AnatoMaskNet",
