@@ -12,6 +12,9 @@ Subpackages:
     bundle: what the bundle configs call (bundle folder, data source, checkpoints, inputs).
     acis: ACIS workflow parts (2-D slices, PENet threshold labels, data grid, sampling, report).
     refinement: ACIS refinement (registration network and trainer, Eq. 3 uncertainty, REINFORCE refiner).
+    serving: MONAI Label glue (label-conditioned ACIS inferer, resampling to the request's grid).
+    packaging: model-zoo checks, TorchScript / ONNX exports, ``anatosynth package``.
+    experiments: the papers' tables (``anatosynth tables``): ablation, segmentation, reconstruction.
 """
 
 __version__ = "0.1.0"
@@ -28,6 +31,9 @@ _SUBPACKAGES = (
     "bundle",
     "acis",
     "refinement",
+    "serving",
+    "packaging",
+    "experiments",
     "errors",
     "atomic",
     "visualize",

@@ -12,6 +12,8 @@ from anatosynth_components.networks import (
     noise3d,
     slice_adjacency,
 )
+from anatosynth_components.networks.gnn_sif import area_downsample
+from anatosynth_components.networks.noise3d import gaussian_kernel, noise3d_static
 
 TINY = {"spatial_size": (32, 32), "base_channels": 8, "channel_mults": (4, 4, 2, 1), "spade_hidden": 16}
 
@@ -99,6 +101,21 @@ def test_noise_is_a_function_of_the_voxel_coordinate():
     assert corr(1) > 0.6 and abs(corr(6)) < 0.05  # sigma 1 slice: exp(-1/4) = 0.78 vs ~0
     other = noise3d(torch.tensor([6]), torch.arange(8)[None], channels=4, size=(16, 16))
     assert abs(np.corrcoef(other.ravel(), noise[0].ravel())[0, 1]) < 0.05
+
+
+def test_export_noise_path_equals_the_eager_noise_and_area_pool_equals_interpolate():
+    """The static-shape forms the ONNX export traces give the eager values: tap-sum noise (also for
+    non-contiguous slices and anisotropic smoothing) and the average pool behind GNN-SIF's area
+    downsampling."""
+    seed, z = torch.tensor([3, 9]), torch.tensor([[10, 11, 12, 13, 14], [40, 2, 41, 7, 43]])
+    sigma = (1.5, 1.0, 0.7)
+    kernels = [gaussian_kernel(s) for s in sigma]
+    static = noise3d_static(seed, z, 6, (12, 10), kernels, stream=2)
+    torch.testing.assert_close(static, noise3d(seed, z, 6, (12, 10), sigma, stream=2), atol=1e-5, rtol=0)
+    masks = torch.rand(2, 3, 5, 48, 40)
+    for size in [(12, 10), (16, 8), (7, 9)]:
+        ref = torch.nn.functional.interpolate(masks, size=(5, *size), mode="area")
+        torch.testing.assert_close(area_downsample(masks, size), ref, atol=1e-6, rtol=0)
 
 
 def test_overlapping_stacks_synthesise_identical_shared_slices():

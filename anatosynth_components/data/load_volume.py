@@ -44,7 +44,9 @@ class LoadVolumed(LoadImaged):
             ):
                 raise DataError(f"{name}: {key} file not found")
             try:
-                d[key] = self._loader(name, reader)
+                loaded = self._loader(name, reader)
+                # MONAI Label's bundle app sets image_only = False on every LoadImaged: keep the MetaTensor
+                d[key] = loaded[0] if isinstance(loaded, tuple) else loaded
             except DataError:
                 raise
             except Exception as err:  # readers raise anything from EOFError to RuntimeError

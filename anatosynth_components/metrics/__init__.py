@@ -34,3 +34,10 @@ __all__ = [
     "stlpips_status",
     "unavailable_metrics",
 ]
+
+# per-image / per-subject scores and the significance test of the paper-table experiments
+from anatosynth_components.metrics.image_scores import image_scores  # noqa: E402
+from anatosynth_components.metrics.segmentation_scores import segmentation_scores  # noqa: E402
+from anatosynth_components.metrics.wilcoxon import one_sided_wilcoxon  # noqa: E402
+
+__all__ += ["image_scores", "one_sided_wilcoxon", "segmentation_scores"]

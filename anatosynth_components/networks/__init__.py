@@ -36,3 +36,10 @@ __all__ = [
     "one_hot_stack",
     "slice_adjacency",
 ]
+
+# reconstruction networks of the ACIS Table 2 experiment (anatosynth tables reconstruction)
+from anatosynth_components.networks.recon_esrt import ESRT  # noqa: E402
+from anatosynth_components.networks.recon_redcnn import REDCNN  # noqa: E402
+from anatosynth_components.networks.recon_resnet import EDSRNet  # noqa: E402
+
+__all__ += ["EDSRNet", "ESRT", "REDCNN"]

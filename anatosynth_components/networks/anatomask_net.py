@@ -28,10 +28,11 @@ def one_hot_stack(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     if labels.ndim != 5 or labels.shape[1] != 1:
         raise ValueError(f"expected label ids (B, 1, n, H, W), got {tuple(labels.shape)}")
     ids = labels[:, 0].round().long()
-    low, high = int(ids.min()), int(ids.max())
-    if low < 0 or high >= num_classes:
-        bad = low if low < 0 else high
-        raise ValueError(f"label id {bad} is outside 0..{num_classes - 1} (num_classes={num_classes})")
+    if not torch.compiler.is_exporting():  # data-dependent check; ONNX/torch.export graphs skip it
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"label id {bad} is outside 0..{num_classes - 1} (num_classes={num_classes})")
     return F.one_hot(ids, num_classes).permute(0, 4, 1, 2, 3).float()
 
 

@@ -30,6 +30,18 @@ from torch import nn
 from anatosynth_components.networks.slice_graph import slice_adjacency
 
 
+def area_downsample(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-average (B, K, n, H, W) -> (B, K, n, *size), slice by slice.
+
+    Equal to ``interpolate(mode="area")``; when ``size`` divides (H, W) it is written as an average
+    pool, which ONNX can export (the adaptive pool that ``interpolate`` becomes has no ONNX function).
+    """
+    (h, w), (sh, sw) = masks.shape[-2:], size
+    if h % sh == 0 and w % sw == 0:
+        return nn.functional.avg_pool3d(masks, (1, h // sh, w // sw))
+    return nn.functional.interpolate(masks, size=(masks.shape[2], sh, sw), mode="area")
+
+
 class GNNSIF(nn.Module):
     """GNN-SIF at one decoder resolution.
 
@@ -84,7 +96,7 @@ class GNNSIF(nn.Module):
         return self.mfa(f3)
 
     def adjacency(self, masks: torch.Tensor, z_index: torch.Tensor) -> torch.Tensor:
-        small = nn.functional.interpolate(masks.float(), size=(masks.shape[2], *self.size), mode="area")
+        small = area_downsample(masks.float(), self.size)
         return slice_adjacency(z_index, small if self.semantic_edges else None, **self.graph_args)
 
     def forward(

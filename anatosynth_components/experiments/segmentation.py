@@ -1,0 +1,455 @@
+"""ACIS few-shot segmentation (paper Sec. 3.1-3.2, Table 1): 3D UNet and MedNeXt trained with Dice
+loss on n real volumes, without and with synthetic image-annotation pairs, scored by Dice and mean
+surface distance on held-out real volumes, with one-sided Wilcoxon signed-rank tests against the
+baseline.
+
+Grid: one resumable cell per (n, model, arm).
+
+- n in ``n_train`` (paper: 4, 8, 16, 80), capped by the real volumes left after the test set; the
+  subsets are nested (the first n of one seeded permutation), and the capping is stated in the
+  table.  Requested values that cap to the same n run once.
+- models (Sec. 3.1): ``unet``, MONAI ``UNet`` with 4 levels, channels (16, 32, 64, 128), strides 2
+  (num_res_units 2, MONAI's usual setting; the paper does not say); ``mednext``, MONAI's MedNeXt
+  small variant with 3 x 3 x 3 kernels (``create_mednext("S", kernel_size=3)``, [29]).
+- arms: ``baseline`` (the n real volumes), ``augment`` (the same with plain augmentation: random
+  flip, rotation, affine and histogram shift, the list of Sec. 3.1; flips never along the
+  left-right axis, because lobe labels are lateralised), ``synthetic`` (the n real volumes + the
+  synthetic pairs of :mod:`~anatosynth_components.experiments.synthetic`, for ACIS samples).
+- training: Dice loss (MONAI ``DiceLoss(softmax, to_onehot_y)``), Adam, a fixed number of
+  iterations for every arm (:mod:`~anatosynth_components.experiments.training`); the model after
+  the last iteration is evaluated (the paper states no model selection).
+- evaluation: every held-out test volume, whole-volume forward at ``spatial_size``; Dice (%) and
+  MSD (mm, on the resampled grid's spacing) from MONAI metrics
+  (:mod:`~anatosynth_components.metrics.segmentation_scores`); p-values of the one-sided Wilcoxon
+  signed-rank test paired by test subject (Dice: greater, MSD: less) of each arm against the
+  baseline of the same (n, model); "*" marks p < 0.05.
+
+Preprocessing (Sec. 3.1): CT clipped to [-1000, 600] HU and scaled to [0, 1]; volumes resampled to
+``spatial_size`` (paper 192 x 192 x 160; trilinear for images, nearest for labels).  Synthetic
+images are read on the scale ``synthetic_intensity`` says: ``"chest"`` (Hounsfield units, windowed
+like the real CT; what the ACIS bundles' sampling writes, in their ``output_range``) or ``"unit"``
+(already in [0, 1]; checked, so HU images given as ``"unit"`` are an error, never silently clipped).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, Dataset
+from monai.losses import DiceLoss
+from monai.networks.nets import UNet
+from monai.networks.nets.mednext import create_mednext
+from monai.transforms import (
+    Compose,
+    EnsureTyped,
+    Lambdad,
+    RandAffined,
+    RandFlipd,
+    RandHistogramShiftd,
+    RandRotated,
+    Resized,
+)
+from monai.utils import set_determinism
+
+from anatosynth_components.data import HUWindowd, LoadVolumed, ValidateVolumed, read_dataset
+from anatosynth_components.errors import ConfigError, DataError
+from anatosynth_components.experiments.cells import Cell, run_cells
+from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir
+from anatosynth_components.experiments.markdown import markdown_table
+from anatosynth_components.experiments.plots import line_panels
+from anatosynth_components.experiments.results_folder import ResultsFolder
+from anatosynth_components.experiments.summary import mean_std, summarize
+from anatosynth_components.experiments.synthetic import (
+    check_unit_range,
+    checked_source,
+    read_synthetic_items,
+    resolve_synthetic,
+    synthetic_source,
+)
+from anatosynth_components.experiments.training import train_fixed_iterations
+from anatosynth_components.metrics.segmentation_scores import segmentation_scores
+from anatosynth_components.metrics.wilcoxon import one_sided_wilcoxon
+
+NAME = "segmentation"
+MODELS = ("unet", "mednext")
+ARMS = ("baseline", "augment", "synthetic")
+ARM_LABELS = {"baseline": "Baseline", "augment": "Augmentation", "synthetic": "+ Synthetic"}
+MODEL_LABELS = {"unet": "3D UNet", "mednext": "MedNeXt-S"}
+
+_ACIS_NET = {
+    "latent_channels": 4,
+    "pm_channels": [16, 8],
+    "annotation_channels": [8, 16],
+    "image_channels": [8, 16],
+}
+
+SCALES: dict[str, dict[str, Any]] = {
+    "demo": {
+        "dataset_dir": None,
+        "demo": {"kind": "chest", "subjects": 12, "seed": 0, "shape": [32, 32, 32]},
+        "num_classes": 7,
+        "spatial_size": [32, 32, 32],
+        "test_subjects": 4,
+        "n_train": [4, 8, 16, 80],
+        "models": list(MODELS),
+        "arms": ["baseline", "synthetic"],
+        "iterations": 60,
+        "batch_size": 2,
+        "lr": 0.001,
+        "seed": 0,
+        "device": "cpu",
+        "synthetic": {
+            "acis_bundle": "acis_tlobes",
+            "num_samples": 8,
+            # a CPU-sized ACIS (the sizes of tests/test_bundle_acis.py); the lead tunes these
+            "train_overrides": {
+                **_ACIS_NET,
+                "spatial_size": [32, 32, 32],
+                "critic_channels": 8,
+                "disc_channels": 8,
+                "phase1_epochs": 20,
+                "phase2_epochs": 10,
+            },
+            "inference_overrides": {**_ACIS_NET, "spatial_size": [32, 32, 32]},
+        },
+        "synthetic_intensity": "chest",
+        "flip_axes": [1, 2],
+    },
+    "paper": {
+        "dataset_dir": None,
+        "demo": {"kind": "chest", "subjects": 100, "seed": 0, "shape": None},
+        "num_classes": 7,
+        "spatial_size": [192, 192, 160],
+        "test_subjects": 20,
+        "n_train": [4, 8, 16, 80],
+        "models": list(MODELS),
+        "arms": ["baseline", "augment", "synthetic"],
+        "iterations": 20000,
+        "batch_size": 2,
+        "lr": 0.0001,
+        "seed": 0,
+        "device": "cuda",
+        "synthetic": {
+            "acis_bundle": "acis_tlobes",
+            "num_samples": 80,
+            "train_overrides": {},
+            "inference_overrides": {},
+        },
+        "synthetic_intensity": "chest",
+        "flip_axes": [1, 2],
+    },
+}
+FREE_DICTS = ("synthetic.train_overrides", "synthetic.inference_overrides")
+
+
+def build_network(model: str, num_classes: int) -> torch.nn.Module:
+    """The paper's two segmentation networks, from MONAI."""
+    if model == "unet":
+        return UNet(3, 1, num_classes, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=2)
+    if model == "mednext":
+        return create_mednext("S", spatial_dims=3, in_channels=1, out_channels=num_classes, kernel_size=3)
+    raise ConfigError(f"models: unknown model {model!r}; choose from {list(MODELS)}")
+
+
+def volume_transforms(config: dict[str, Any], intensity: str) -> Compose:
+    """Load, check, scale to [0, 1] and resample one (image, label) pair."""
+    scale = (
+        HUWindowd("image", window="chest")
+        if intensity == "chest"
+        else Lambdad(
+            "image", lambda x: check_unit_range(x, getattr(x, "meta", {}).get("filename_or_obj", "?"))
+        )
+    )
+    return Compose(
+        [
+            LoadVolumed(["image", "label"]),
+            ValidateVolumed(label_ids=range(1, config["num_classes"])),
+            scale,
+            Resized(["image", "label"], spatial_size=config["spatial_size"], mode=("trilinear", "nearest")),
+            EnsureTyped(["image", "label"], dtype=(torch.float32, torch.int64), track_meta=True),
+        ]
+    )
+
+
+def augmentations(config: dict[str, Any]) -> Compose:
+    """Plain augmentation of the ``augment`` arm (Sec. 3.1's list)."""
+    keys, modes = ["image", "label"], ("bilinear", "nearest")
+    return Compose(
+        [
+            RandFlipd(keys, prob=0.5, spatial_axis=config["flip_axes"]),
+            RandRotated(
+                keys, range_x=0.26, range_y=0.26, range_z=0.26, prob=0.5, mode=modes, padding_mode="border"
+            ),
+            RandAffined(
+                keys, prob=0.5, scale_range=0.1, translate_range=[2, 2, 2], mode=modes, padding_mode="border"
+            ),
+            RandHistogramShiftd("image", num_control_points=10, prob=0.5),
+        ]
+    )
+
+
+def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    for key, allowed in (("models", MODELS), ("arms", ARMS)):
+        bad = [v for v in config[key] if v not in allowed]
+        if bad or not config[key]:
+            raise ConfigError(f"{key}: unknown {bad}; choose from {list(allowed)}")
+    size = config["spatial_size"]
+    if len(size) != 3 or any(s % 16 for s in size) or max(size) < 32:
+        # MedNeXt downsamples 4 times and group-normalises its bottleneck, which needs > 1 voxel
+        raise ConfigError(
+            f"spatial_size must be 3 sizes divisible by 16, one of them at least 32 (MedNeXt's 4 "
+            f"downsamplings leave a bottleneck of more than one voxel), got {size}"
+        )
+    return resolve_dataset_dir(resolve_synthetic(config))
+
+
+def split_real(items: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """Seeded held-out test subjects and a nested order of the remaining training pool."""
+    subjects = sorted({it["subject"] for it in items})
+    k = config["test_subjects"]
+    if not 1 <= k < len(subjects):
+        raise DataError(
+            f"test_subjects={k}: the dataset has {len(subjects)} subjects; at least one must stay for "
+            "training and one for testing"
+        )
+    order = [subjects[i] for i in np.random.default_rng(config["seed"]).permutation(len(subjects))]
+    test, pool = sorted(order[:k]), order[k:]
+    n_values: dict[int, list[int]] = {}
+    for n in config["n_train"]:
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n_train: {n!r} is not a positive integer")
+        n_values.setdefault(min(n, len(pool)), []).append(n)
+    return {"test": test, "pool": pool, "n": {str(k): v for k, v in sorted(n_values.items())}}
+
+
+def _evaluate(net: torch.nn.Module, test_ds: Dataset, config: dict[str, Any], device: str) -> dict[str, Any]:
+    out = {}
+    with torch.no_grad():
+        for item in test_ds:
+            logits = net(item["image"][None].to(device))
+            pred = logits.argmax(dim=1, keepdim=True).cpu()
+            spacing = [float(s) for s in item["label"].pixdim[:3]]
+            scores = segmentation_scores(
+                pred, item["label"][None].as_tensor().cpu(), config["num_classes"], spacing
+            )
+            scores["dice"] = 100.0 * scores["dice"]  # the paper reports DCS in %
+            scores["dice_per_class"] = [100.0 * v for v in scores["dice_per_class"]]
+            out[item["subject"]] = scores
+    return out
+
+
+class _Experiment:
+    """The data shared by the cells of one run; volumes are loaded on the first cell that needs them,
+    so a rerun whose cells are all finished loads nothing."""
+
+    def __init__(self, config: dict[str, Any], folder: ResultsFolder, progress: bool) -> None:
+        self.config, self.folder, self.progress = config, folder, progress
+        self.index = read_dataset(dataset_root(config, folder, progress))
+        self.split = split_real(self.index.items, config)
+        folder.write_json("split.json", self.split)
+        by_subject = {it["subject"]: it for it in self.index.items}
+        self.pool = [by_subject[s] for s in self.split["pool"]]
+        self.test_items = [by_subject[s] for s in self.split["test"]]
+        self.source = synthetic_source(config["synthetic"], progress)
+        self.synthetic_cache: dict[str, list[dict[str, Any]]] = {}
+
+    @functools.cached_property
+    def test_ds(self) -> CacheDataset:
+        return CacheDataset(self.test_items, volume_transforms(self.config, "chest"), progress=False)
+
+    @functools.cached_property
+    def real_cache(self) -> dict[str, dict[str, Any]]:
+        data = CacheDataset(self.pool, volume_transforms(self.config, "chest"), progress=False)
+        return dict(zip(self.split["pool"], data, strict=True))
+
+    def synthetic(self, n: int) -> list[dict[str, Any]]:
+        key = str(n) if self.source.per_subset else "all"
+        if key not in self.synthetic_cache:
+            datalist = self.source.datalist(self.pool[:n], f"n{n}", self.folder.root / "synthetic")
+            items = read_synthetic_items(datalist, need_label=True)
+            tf = volume_transforms(self.config, self.config["synthetic_intensity"])
+            self.synthetic_cache[key] = list(CacheDataset(items, tf, progress=False))
+        return self.synthetic_cache[key]
+
+    def compute(self, cell: Cell) -> dict[str, Any]:
+        config, p = self.config, cell.params
+        train = [self.real_cache[s] for s in self.split["pool"][: p["n"]]]
+        n_synthetic = 0
+        if p["arm"] == "synthetic":
+            synthetic = self.synthetic(p["n"])
+            n_synthetic = len(synthetic)
+            train = train + synthetic
+        transform = augmentations(config) if p["arm"] == "augment" else None
+        dataset = Dataset([{"image": d["image"], "label": d["label"]} for d in train], transform=transform)
+        set_determinism(seed=config["seed"])
+        net = build_network(p["model"], config["num_classes"])
+        t0 = time.perf_counter()
+        log = train_fixed_iterations(
+            net,
+            DiceLoss(to_onehot_y=True, softmax=True),
+            dataset,
+            config["iterations"],
+            config["batch_size"],
+            config["lr"],
+            config["device"],
+            config["seed"],
+            progress=self.progress,
+            desc=cell.id,
+        )
+        train_s = time.perf_counter() - t0
+        per_subject = _evaluate(net, self.test_ds, config, config["device"])
+        set_determinism(seed=None)
+        return {
+            "per_subject": per_subject,
+            "n_real": p["n"],
+            "n_synthetic": n_synthetic,
+            "train": log,
+            "train_wall_s": round(train_s, 2),
+        }
+
+
+def _cells(config: dict[str, Any], split: dict[str, Any]) -> list[Cell]:
+    return [
+        Cell(f"n{n}-{model}-{arm}", {"n": int(n), "model": model, "arm": arm})
+        for n in split["n"]
+        for model in config["models"]
+        for arm in config["arms"]
+    ]
+
+
+def build_outputs(
+    config: dict[str, Any], folder: ResultsFolder, split: dict[str, Any], results: dict[str, dict]
+) -> dict[str, Any]:
+    """``table.md``, ``segmentation.png`` and ``results.json`` from the cells."""
+    ns = [int(n) for n in split["n"]]
+    stats: dict[str, Any] = {}
+    rows = []
+    for n in ns:
+        for model in config["models"]:
+            base = results[f"n{n}-{model}-baseline"]["per_subject"]
+            subjects = sorted(base)
+            row = [f"n={n}", MODEL_LABELS[model]]
+            for arm in config["arms"]:
+                cell = results[f"n{n}-{model}-{arm}"]["per_subject"]
+                dice, msd = [cell[s]["dice"] for s in subjects], [cell[s]["msd"] for s in subjects]
+                entry = {
+                    "dice": summarize(dice),
+                    "msd": summarize(msd),
+                    "missed": sum(cell[s]["missed"] for s in subjects),
+                }
+                marks = ["", ""]
+                if arm != "baseline":
+                    entry["p_dice"] = one_sided_wilcoxon(dice, [base[s]["dice"] for s in subjects], True)
+                    entry["p_msd"] = one_sided_wilcoxon(msd, [base[s]["msd"] for s in subjects], False)
+                    marks = ["*" if entry[k]["p"] < 0.05 else "" for k in ("p_dice", "p_msd")]
+                stats[f"n{n}-{model}-{arm}"] = entry
+                row += [mean_std(dice, 2) + marks[0], mean_std(msd, 2) + marks[1]]
+            rows.append(row)
+    header = ["n", "model"] + [
+        f"{ARM_LABELS[a]} {m}" for a in config["arms"] for m in ("DCS (%) ↑", "MSD (mm) ↓")
+    ]
+    capped = {n: req for n, req in split["n"].items() if req != [int(n)]}
+    lines = [
+        f"# ACIS few-shot segmentation (scale {config['scale']})",
+        "",
+        f"Mean ± std over {len(split['test'])} held-out real test volumes; {config['iterations']} "
+        f"iterations of batch {config['batch_size']} for every cell; `*`: one-sided Wilcoxon signed-rank "
+        "p < 0.05 against the baseline of the same row (Dice greater, MSD less).",
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
+    if capped:
+        lines.append(
+            "Capped by the data: "
+            + "; ".join(
+                f"n = {req} requested, {len(split['pool'])} real training volumes available, so n = {n}"
+                for n, req in capped.items()
+            )
+        )
+    p_rows = [
+        [k, f"{v['p_dice']['p']:.4g}", f"{v['p_msd']['p']:.4g}"] for k, v in stats.items() if "p_dice" in v
+    ]
+    if p_rows:
+        lines += [
+            "",
+            "p-values (one-sided Wilcoxon signed-rank, paired by test subject, vs baseline):",
+            "",
+            markdown_table(["cell", "p (DCS greater)", "p (MSD less)"], p_rows),
+        ]
+    missed = sum(v["missed"] for v in stats.values())
+    if missed:
+        lines += [
+            "",
+            f"{missed} (class, subject) pairs had no predicted voxel of a present class; each scored the "
+            "volume diagonal as its MSD (see metrics/segmentation_scores.py).",
+        ]
+    if config["synthetic"] is not None:
+        n_syn = {k: v["n_synthetic"] for k, v in results.items() if v["n_synthetic"]}
+        lines += [
+            "",
+            f"Synthetic pairs per cell: {sorted(set(n_syn.values()))}; source: {config['synthetic']}",
+        ]
+    if config["dataset_dir"] is None:
+        lines += [
+            "",
+            "Data: procedural chest phantoms (`anatosynth demo-data --kind chest`); a pipeline check, not "
+            "the paper's TLobes figures.",
+        ]
+    folder.write_text("table.md", "\n".join(lines) + "\n")
+    panels = {}
+    for model in config["models"]:
+        for metric, title in (("dice", "DCS (%)"), ("msd", "MSD (mm)")):
+            panels[f"{MODEL_LABELS[model]} {title}"] = {
+                ARM_LABELS[a]: [
+                    (stats[f"n{n}-{model}-{a}"][metric]["mean"], stats[f"n{n}-{model}-{a}"][metric]["std"])
+                    for n in ns
+                ]
+                for a in config["arms"]
+            }
+    line_panels(
+        folder.path("segmentation.png"),
+        ns,
+        panels,
+        "real training volumes n",
+        title=f"ACIS few-shot segmentation ({config['scale']})",
+    )
+    doc = {
+        "experiment": NAME,
+        "config": config,
+        "split": split,
+        "cells": results,
+        "summary": stats,
+        "table": "table.md",
+        "plot": "segmentation.png",
+    }
+    folder.write_json("results.json", doc)
+    return doc
+
+
+def run(
+    config: dict[str, Any], out: str | Path, overwrite: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) the segmentation experiment in ``out``; return the ``results.json`` document."""
+    config = resolve_config(config)
+    checked_source(config)
+    folder = ResultsFolder.open(out, NAME, config, overwrite=overwrite)
+    t0 = time.perf_counter()
+    experiment = _Experiment(config, folder, progress)
+    runs = run_cells(
+        folder, _cells(config, experiment.split), experiment.compute, desc=NAME, progress=progress
+    )
+    doc = build_outputs(config, folder, experiment.split, runs.results)
+    doc["this_run"] = {
+        "computed": runs.computed,
+        "skipped": runs.skipped,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    return doc

@@ -1,0 +1,141 @@
+"""``anatosynth package BUNDLE --out DIR``: bundle files only, the zoo's large-file rule, the pinned wheel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+
+import pytest
+import torch
+from test_publish_conformance import SCHEMA, tiny_bundle
+
+from anatosynth_components.cli import main
+from anatosynth_components.packaging import bundle_problems, read_large_files
+
+KEPT = {
+    "LICENSE",
+    "large_files.yml",
+    "configs/evaluate.json",
+    "configs/inference.json",
+    "configs/logging.conf",
+    "configs/metadata.json",
+    "configs/multi_gpu_train.json",
+    "configs/train.json",
+    "docs/README.md",
+    "docs/data_license.txt",
+    "models/model.pt",
+    "models/model.pt.best.json",
+}
+
+
+def add_run_outputs(root):
+    """What a bundle folder in use holds besides the bundle: demo data, outputs, training states, caches."""
+    for rel in (
+        "runs/demo_data/dataset.json",
+        "runs/split.json",
+        "synth/OASIS_0001_0000_synth.nii.gz",
+        "eval/metrics.csv",
+        "logs/events.out",
+        "models/phase1/latest_checkpoint_epoch=1.pt",
+        "models/latest_checkpoint_epoch=2.pt",
+        "configs/__pycache__/x.cpython-311.pyc",
+        "configs/.inference.json.swp",
+        "docs/.DS_Store",
+        "models/.model.pt.abc.part.pt",
+        "notes.txt",
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("not part of the bundle")
+    (root / "models" / "model.pt.best.json").write_text('{"metric": "val_psnr", "score": 1.0}')
+
+
+def files_under(folder):
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_package_writes_the_bundle_files_the_zip_and_the_pinned_wheel(tmp_path, capsys):
+    root = tiny_bundle("anatomask_oasis", tmp_path / "src")
+    add_run_outputs(root)
+    out = tmp_path / "dist"
+    args = ["package", str(root), "--out", str(out), "--export", "torchscript"]
+    assert main(args + (["--schema", str(SCHEMA)] if SCHEMA.is_file() else [])) == 0
+    folder = out / "anatomask_oasis"
+    assert files_under(folder) == KEPT | {"models/model.ts"}
+    with zipfile.ZipFile(out / "anatomask_oasis_v0.1.0.zip") as zf:
+        assert set(zf.namelist()) == {f"anatomask_oasis/{f}" for f in KEPT | {"models/model.ts"}}
+        assert zf.read("anatomask_oasis/configs/train.json") == (root / "configs" / "train.json").read_bytes()
+    assert read_large_files(folder / "large_files.yml") == []  # the tiny model is under 25 MB
+    assert bundle_problems(folder, SCHEMA if SCHEMA.is_file() else None) == []
+    wheels = list((out / "wheels").iterdir())
+    assert [w.name for w in wheels] == ["anatosynth_components-0.1.0-py3-none-any.whl"]
+    with zipfile.ZipFile(wheels[0]) as zf:
+        names = zf.namelist()
+        meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Name: anatosynth-components" in meta and "Version: 0.1.0" in meta
+    assert "anatosynth_components/packaging/package.py" in names and "anatosynth_components/cli.py" in names
+    exported = torch.jit.load(str(folder / "models" / "model.ts"))
+    assert exported(torch.zeros(1, 1, 4, 32, 32)).shape == (1, 1, 4, 32, 32)
+    printed = capsys.readouterr().out
+    assert f"zip:           {out / 'anatomask_oasis_v0.1.0.zip'} (13 files)" in printed
+    # an existing package is not overwritten silently
+    assert main(["package", str(root), "--out", str(out), "--no-wheel"]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_files_over_25_mb_go_by_url_into_large_files_yml(tmp_path, capsys):
+    root = tiny_bundle("acis_penet", tmp_path / "src")
+    with open(root / "models" / "model.onnx", "wb") as fh:  # a 26 MB file (sparse)
+        fh.truncate(26 * 10**6)
+    out = tmp_path / "dist"
+    assert main(["package", str(root), "--out", str(out), "--no-wheel"]) == 2
+    err = capsys.readouterr().err
+    assert f"{root}/models/model.onnx is 26 MB, over the model zoo's 25 MB" in err
+    assert "--large-file-url models/model.onnx=URL" in err and not (out / "acis_penet").exists()
+    url = "https://example.org/acis_penet/model.onnx"
+    assert (
+        main(
+            [
+                "package",
+                str(root),
+                "--out",
+                str(out),
+                "--no-wheel",
+                "--large-file-url",
+                f"models/model.onnx={url}",
+            ]
+        )
+        == 0
+    )
+    folder = out / "acis_penet"
+    digest = hashlib.sha256((root / "models" / "model.onnx").read_bytes()).hexdigest()
+    entries = read_large_files(folder / "large_files.yml")
+    assert entries == [{"path": "models/model.onnx", "url": url, "hash_val": digest, "hash_type": "sha256"}]
+    assert (
+        folder / "models" / "model.onnx"
+    ).stat().st_size == 26 * 10**6  # the folder keeps it for local use
+    with zipfile.ZipFile(out / "acis_penet_v0.1.0.zip") as zf:
+        names = set(zf.namelist())
+    assert "acis_penet/models/model.onnx" not in names and "acis_penet/models/model.pt" in names
+    assert "acis_penet/large_files.yml" in names and not (out / "wheels").exists()
+
+
+def test_wheel_version_must_match_the_metadata_pin(tmp_path, capsys):
+    root = tiny_bundle("acis_tlobes", tmp_path / "src")
+    meta_file = root / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["required_packages_version"]["anatosynth-components"] = "9.9.9"
+    meta_file.write_text(json.dumps(meta))
+    assert main(["package", str(root), "--out", str(tmp_path / "dist")]) == 2
+    err = capsys.readouterr().err
+    assert "metadata pins anatosynth-components 9.9.9 but" in err and "pyproject.toml is version 0.1.0" in err
+
+
+def test_a_bundle_that_breaks_the_rules_is_not_packaged(tmp_path, capsys):
+    root = tiny_bundle("acis_tlobes", tmp_path / "src")
+    (root / "LICENSE").unlink()
+    assert main(["package", str(root), "--out", str(tmp_path / "dist"), "--no-wheel"]) == 2
+    assert f"{root}/LICENSE: missing" in capsys.readouterr().err
+    assert not (tmp_path / "dist" / "acis_tlobes").exists()
+    with pytest.raises(SystemExit):
+        main(["package", str(root), "--out", str(tmp_path / "d"), "--large-file-url", "models/model.pt"])
