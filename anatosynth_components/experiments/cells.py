@@ -49,6 +49,11 @@ class CellRun:
     records: dict[str, dict[str, Any]]
     computed: list[str]
     skipped: list[str]
+    wall_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """``{"computed", "skipped", "wall_s"}``: the ``this_run`` entry of ``results.json``."""
+        return {"computed": self.computed, "skipped": self.skipped, "wall_s": round(self.wall_s, 1)}
 
 
 def _now() -> str:
@@ -70,7 +75,7 @@ def run_cells(
     ids = [c.id for c in cells]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{desc}: duplicate cell ids {sorted({i for i in ids if ids.count(i) > 1})}")
-    run = CellRun({}, {}, [], [])
+    run, start = CellRun({}, {}, [], []), time.perf_counter()
     bar = tqdm(cells, desc=desc, unit="cell", disable=not progress, dynamic_ncols=True)
     for cell in bar:
         bar.set_postfix_str(cell.id)
@@ -100,4 +105,5 @@ def run_cells(
             run.computed.append(cell.id)
         run.records[cell.id] = record
         run.results[cell.id] = record["result"]
+    run.wall_s = time.perf_counter() - start
     return run

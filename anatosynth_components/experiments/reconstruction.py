@@ -488,13 +488,8 @@ def run(
     config = resolve_config(config)
     checked_source(config)
     folder = ResultsFolder.open(out, NAME, config, overwrite=overwrite)
-    t0 = time.perf_counter()
     experiment = _Experiment(config, folder, progress)
     runs = run_cells(folder, _cells(config), experiment.compute, desc=NAME, progress=progress)
     doc = build_outputs(config, folder, experiment.split, runs.results)
-    doc["this_run"] = {
-        "computed": runs.computed,
-        "skipped": runs.skipped,
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
+    doc["this_run"] = runs.summary()
     return doc
