@@ -113,8 +113,12 @@ def test_markdown_table():
 
 def test_acis_hook_says_the_bundle_is_missing(tmp_path):
     with pytest.raises(
-        ConfigError, match=r"ACIS bundle not available: .*acis_x/configs/inference.json is missing"
+        ConfigError, match=r"ACIS bundle not available: .*acis_x/configs/train.json is missing"
     ):
+        run_acis_sampling(tmp_path / "acis_x", tmp_path / "real.json", 4, tmp_path / "out")
+    (tmp_path / "acis_x" / "configs").mkdir(parents=True)
+    (tmp_path / "acis_x" / "configs" / "train.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"acis_x/configs/inference.json is missing \(not an ACIS bundle"):
         run_acis_sampling(tmp_path / "acis_x", tmp_path / "real.json", 4, tmp_path / "out")
     with pytest.raises(ConfigError, match="exactly one of 'datalist' or 'acis_bundle'"):
         synthetic_source({"datalist": "a.json", "acis_bundle": "b"})

@@ -14,9 +14,9 @@ A :class:`SyntheticSource` turns "the real training volumes of this cell" into s
   subset (so that the synthesis model sees only the real volumes of that few-shot setting):
   :func:`run_acis_sampling` trains it with ``configs/train.json`` on a datalist of those volumes
   and samples K pairs with ``python -m monai.bundle run inferring --config_file
-  <bundle>/configs/inference.json --num_samples K --output_dir ...``.  While the ACIS bundle is
-  not in the repository (``bundles/acis_*/configs/inference.json`` missing) it raises a
-  ``ConfigError`` that says so, before any training starts.
+  <bundle>/configs/inference.json --num_samples K --output_dir ...``.  A folder that is not an
+  ACIS bundle (its ``configs/train.json`` or ``configs/inference.json`` missing) is a
+  ``ConfigError`` that names the file, raised before any training starts.
 
 :func:`synthetic_source` builds the source from the experiment configuration's ``synthetic`` entry:
 ``{"datalist": path}`` or ``{"acis_bundle": folder, "num_samples": K}``.
@@ -109,15 +109,16 @@ class DatalistSource:
 
 
 def acis_unavailable(bundle: Path) -> str | None:
-    """Why the ACIS bundle cannot be run, or None when its inference config is there."""
-    inference = Path(bundle) / "configs" / "inference.json"
-    if inference.is_file():
-        return None
-    return (
-        f"ACIS bundle not available: {inference} is missing (the ACIS pipeline is not installed yet); "
-        "give a datalist of synthetic pairs with --synthetic-datalist, or leave the synthetic arm out "
-        "(--set arms=[...])"
-    )
+    """Why the ACIS bundle cannot be run, or None when its train and inference configs are there."""
+    for name in ("train.json", "inference.json"):
+        config = Path(bundle) / "configs" / name
+        if not config.is_file():
+            return (
+                f"ACIS bundle not available: {config} is missing (not an ACIS bundle folder); "
+                "give --acis-bundle bundles/acis_tlobes or bundles/acis_penet, a datalist of synthetic "
+                "pairs with --synthetic-datalist, or leave the synthetic arm out (--set arms=[...])"
+            )
+    return None
 
 
 def run_acis_sampling(
