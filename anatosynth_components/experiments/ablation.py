@@ -309,17 +309,7 @@ def build_outputs(config: dict[str, Any], folder: ResultsFolder, results: dict[s
         panels,
         title=f"AnatoMaskGAN ablation, {Path(config['bundle']).name} ({config['scale']})",
     )
-    doc = {
-        "experiment": NAME,
-        "config": config,
-        "cells": results,
-        "summary": summary,
-        "unavailable": unavailable,
-        "table": "table.md",
-        "plot": "ablation.png",
-    }
-    folder.write_json("results.json", doc)
-    return doc
+    return folder.write_results(results, summary, "ablation.png", unavailable=unavailable)
 
 
 def _dataset_kind(config: dict[str, Any]) -> str | None:

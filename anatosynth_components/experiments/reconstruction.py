@@ -468,17 +468,7 @@ def build_outputs(
     grouped_bar_panels(
         folder.path("reconstruction.png"), groups, panels, title=f"ACIS reconstruction ({config['scale']})"
     )
-    doc = {
-        "experiment": NAME,
-        "config": config,
-        "split": split,
-        "cells": results,
-        "summary": stats,
-        "table": "table.md",
-        "plot": "reconstruction.png",
-    }
-    folder.write_json("results.json", doc)
-    return doc
+    return folder.write_results(results, stats, "reconstruction.png", split=split)
 
 
 def run(

@@ -162,6 +162,23 @@ class ResultsFolder:
     def write_json(self, name: str, obj: Any) -> Path:
         return write_json(self.path(name), canonical(obj))
 
+    def write_results(
+        self, cells: dict[str, Any], summary: dict[str, Any], plot: str, **extra: Any
+    ) -> dict[str, Any]:
+        """Write and return ``results.json``: ``{"experiment", "config", **extra, "cells", "summary",
+        "table": "table.md", "plot"}`` (every number of the experiment, next to its table and plot)."""
+        doc = {
+            "experiment": self.experiment,
+            "config": self.config,
+            **extra,
+            "cells": cells,
+            "summary": summary,
+            "table": "table.md",
+            "plot": plot,
+        }
+        self.write_json("results.json", doc)
+        return doc
+
     def write_text(self, name: str, text: str) -> Path:
         with atomic_path(self.path(name)) as tmp:
             tmp.write_text(text)

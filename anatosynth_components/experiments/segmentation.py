@@ -421,17 +421,7 @@ def build_outputs(
         "real training volumes n",
         title=f"ACIS few-shot segmentation ({config['scale']})",
     )
-    doc = {
-        "experiment": NAME,
-        "config": config,
-        "split": split,
-        "cells": results,
-        "summary": stats,
-        "table": "table.md",
-        "plot": "segmentation.png",
-    }
-    folder.write_json("results.json", doc)
-    return doc
+    return folder.write_results(results, stats, "segmentation.png", split=split)
 
 
 def run(
