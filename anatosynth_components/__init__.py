@@ -1,39 +1,35 @@
 """AnatoSynth components: the Python package that the AnatoSynth MONAI bundles instantiate.
 
 Subpackages:
+    anatomask: AnatoMaskGAN (SPADE + GNN-SIF + 3D-SNI generator, discriminator, G-TC / VGG / Eq. 5
+        losses, training step and trainer, whole-volume inferer, evaluation report).
+    acis: ACIS (pseudo-masks, generators, critic and discriminator, WGAN-GP and synthesis losses, the
+        two training phases, evaluator, sampling, refinement, MONAI Label inferer).
     data: dataset readers for the real on-disk layouts, subject splits, MONAI transforms, demo phantoms.
-    pseudomask: ACIS pseudo-masks (Canny edges, edge-density KDE, weighted seeds, exact Voronoi).
-    networks: the AnatoMaskGAN generator (SPADE + GNN-SIF + 3D-SNI), its bundle wrapper, discriminator.
-    losses: AnatoMaskGAN's objective (hinge GAN, feature matching, VGG19, G-TC).
-    engines: the training step, the Ignite trainer, evaluation batch preparation and report.
-    inferers: whole-volume synthesis from overlapping slice stacks.
-    metrics: PSNR, slice SSIM, inter-slice coherence, LPIPS (only with genuine weights).
-    handlers: TensorBoard image grids, a progress bar with losses.
+    metrics: PSNR, slice SSIM, inter-slice coherence, LPIPS (only with genuine weights), table scores.
+    handlers: best model across resume, final validation, TensorBoard image grids, progress bar.
     bundle: what the bundle configs call (bundle folder, data source, checkpoints, inputs).
-    acis: ACIS workflow parts (2-D slices, PENet threshold labels, data grid, sampling, report).
-    refinement: ACIS refinement (registration network and trainer, Eq. 3 uncertainty, REINFORCE refiner).
-    serving: MONAI Label glue (label-conditioned ACIS inferer, resampling to the request's grid).
+    engines: the trainer base both methods share (amp, epoch means, checkpoints) and step helpers.
+    experiments: the papers' tables (``anatosynth tables``) and their baseline networks.
+    benchmarks: ``anatosynth benchmark``: timings against a baseline in the same run.
     packaging: model-zoo checks, TorchScript / ONNX exports, ``anatosynth package``.
-    experiments: the papers' tables (``anatosynth tables``): ablation, segmentation, reconstruction.
+    cli: the ``anatosynth`` command line.
 """
 
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
+    "anatomask",
+    "acis",
     "data",
-    "pseudomask",
-    "networks",
-    "losses",
-    "engines",
-    "inferers",
     "metrics",
     "handlers",
     "bundle",
-    "acis",
-    "refinement",
-    "serving",
-    "packaging",
+    "engines",
     "experiments",
+    "benchmarks",
+    "packaging",
+    "cli",
     "errors",
     "atomic",
     "visualize",

@@ -21,10 +21,10 @@ from anatosynth_components.acis import (
     read_data_grid,
     realism_statistics,
 )
+from anatosynth_components.acis.pseudomask import RandPseudoMaskd
 from anatosynth_components.atomic import write_json, write_nifti
 from anatosynth_components.data.demo.chest import chest_phantom
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.pseudomask import RandPseudoMaskd
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

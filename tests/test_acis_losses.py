@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from anatosynth_components.acis import AcisSynthesisLoss, WGANGPLoss, gradient_penalty
+from anatosynth_components.acis.one_hot import straight_through_one_hot
+from anatosynth_components.acis.wgan_gp import interpolate
 from anatosynth_components.errors import ConfigError
-from anatosynth_components.losses import AcisSynthesisLoss, WGANGPLoss, gradient_penalty
-from anatosynth_components.losses.wgan_gp import interpolate
-from anatosynth_components.networks.acis_one_hot import straight_through_one_hot
 
 
 class LinearCritic(nn.Module):

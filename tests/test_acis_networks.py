@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anatosynth_components.errors import ConfigError
-from anatosynth_components.networks import (
+from anatosynth_components.acis import (
     AcisPairGenerator,
     AnnotationGenerator,
     ImageDiscriminator,
@@ -16,6 +15,7 @@ from anatosynth_components.networks import (
     PseudoMaskGenerator,
     label_one_hot,
 )
+from anatosynth_components.errors import ConfigError
 
 TINY = {
     "latent_channels": 3,

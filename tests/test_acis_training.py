@@ -9,10 +9,18 @@ import pytest
 import torch
 from ignite.engine import Events
 
-from anatosynth_components.engines import AcisParts, AcisTrainer, pseudo_mask_gan_step, synthesis_step
+from anatosynth_components.acis import (
+    AcisPairGenerator,
+    AcisParts,
+    AcisSynthesisLoss,
+    AcisTrainer,
+    ImageDiscriminator,
+    PseudoMaskCritic,
+    WGANGPLoss,
+    pseudo_mask_gan_step,
+    synthesis_step,
+)
 from anatosynth_components.errors import ConfigError
-from anatosynth_components.losses import AcisSynthesisLoss, WGANGPLoss
-from anatosynth_components.networks import AcisPairGenerator, ImageDiscriminator, PseudoMaskCritic
 
 SIZE = (16, 16)
 C = 3

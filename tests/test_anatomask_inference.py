@@ -12,16 +12,23 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
+from anatosynth_components.anatomask import (
+    AnatoMaskDiscriminator,
+    AnatoMaskLoss,
+    AnatoMaskNet,
+    AnatoMaskTrainer,
+    GTCClassifier,
+    GTCLoss,
+    SliceStackInferer,
+    blend_weights,
+    one_hot_stack,
+)
 from anatosynth_components.atomic import write_nifti
 from anatosynth_components.bundle import bundle_root, latest_checkpoint, synthesis_items
 from anatosynth_components.bundle.root import _from_argv
 from anatosynth_components.data import SaveSynthesisd, stack_starts
 from anatosynth_components.data.demo.generate import generate_demo
-from anatosynth_components.engines import AnatoMaskTrainer
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.inferers import SliceStackInferer, blend_weights
-from anatosynth_components.losses import AnatoMaskLoss, GTCClassifier, GTCLoss
-from anatosynth_components.networks import AnatoMaskDiscriminator, AnatoMaskNet, one_hot_stack
 
 TINY = {
     "base_channels": 4,

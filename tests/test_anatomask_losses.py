@@ -7,12 +7,19 @@ import pytest
 import torch
 from test_anatomask_networks import TINY, blob_masks, one_hot
 
+from anatosynth_components.anatomask import (
+    AnatoMaskDiscriminator,
+    AnatoMaskGenerator,
+    AnatoMaskLoss,
+    GTCClassifier,
+    GTCLoss,
+    VGG19Loss,
+    anatomask_train_step,
+    gtc_descriptors,
+)
 from anatosynth_components.data.label_tables import get_label_table
 from anatosynth_components.data.remap_labels import remap_labels
-from anatosynth_components.engines import anatomask_train_step
 from anatosynth_components.errors import ConfigError
-from anatosynth_components.losses import AnatoMaskLoss, GTCClassifier, GTCLoss, VGG19Loss, gtc_descriptors
-from anatosynth_components.networks import AnatoMaskDiscriminator, AnatoMaskGenerator
 
 #: the four rows of the paper's Table II
 ABLATION = {

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from anatosynth_components.networks import (
+from anatosynth_components.anatomask import (
     AnatoMaskDiscriminator,
     AnatoMaskGenerator,
     noise3d,
     slice_adjacency,
 )
-from anatosynth_components.networks.gnn_sif import area_downsample
-from anatosynth_components.networks.noise3d import gaussian_kernel, noise3d_static
+from anatosynth_components.anatomask.gnn_sif import area_downsample
+from anatosynth_components.anatomask.noise3d import gaussian_kernel, noise3d_static
 
 TINY = {"spatial_size": (32, 32), "base_channels": 8, "channel_mults": (4, 4, 2, 1), "spade_hidden": 16}
 

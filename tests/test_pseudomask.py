@@ -1,4 +1,4 @@
-"""ACIS pseudo-masks (anatosynth_components.pseudomask): exactness against brute force, statistics of
+"""ACIS pseudo-masks (anatosynth_components.acis.pseudomask): exactness against brute force, statistics of
 the sampling, determinism and bad input. Transforms and the command line: test_pseudomask_cli.py."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import pytest
 from scipy import stats
 from skimage.feature import canny
 
-from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.pseudomask import (
+from anatosynth_components.acis.pseudomask import (
     canny_edges,
     edge_density,
     kde_direct,
@@ -23,7 +22,8 @@ from anatosynth_components.pseudomask import (
     voronoi_cells,
     voronoi_fill,
 )
-from anatosynth_components.pseudomask.density import select_edge_points
+from anatosynth_components.acis.pseudomask.density import select_edge_points
+from anatosynth_components.errors import ConfigError, DataError
 
 
 def brute_force_d2(shape: tuple[int, ...], seeds: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -176,7 +176,12 @@ def test_integer_envelopes_of_grouped_lines_against_brute_force():
     """The envelope module on its own: groups of lines with different numbers of candidates and
     positions (the middle pass), small integer values and weights so that crossings often fall on
     integers; the winner is the smallest position among the minimisers."""
-    from anatosynth_components.pseudomask.envelope import Candidates, build_stacks, emit_labels, walk_queries
+    from anatosynth_components.acis.pseudomask.envelope import (
+        Candidates,
+        build_stacks,
+        emit_labels,
+        walk_queries,
+    )
 
     rng = np.random.default_rng(4)
     for trial in range(40):
@@ -421,7 +426,7 @@ def test_nd_canny_in_2d_agrees_with_skimage(real_ct):
 
 
 def test_squared_gradient_is_four_times_the_central_difference_magnitude():
-    from anatosynth_components.pseudomask.edges import _squared_gradient
+    from anatosynth_components.acis.pseudomask.edges import _squared_gradient
 
     rng = np.random.default_rng(12)
     for shape in [(7, 9, 5), (3, 4, 3), (8, 6)]:
@@ -438,7 +443,7 @@ def test_squared_gradient_is_four_times_the_central_difference_magnitude():
 
 
 def test_canny_nd_value_range_only_saves_the_reduction(real_ct):
-    from anatosynth_components.pseudomask.edges import canny_nd
+    from anatosynth_components.acis.pseudomask.edges import canny_nd
 
     volume = real_ct["image"][20:90, 10:80, 5:25]
     shifted = np.subtract(volume, float(volume.min()), dtype=np.float32)
@@ -562,7 +567,7 @@ def test_bad_settings_are_config_errors_naming_the_key(kwargs, key):
 
 
 def test_fast_order_statistics_are_exact():
-    from anatosynth_components.pseudomask.edges import order_statistics
+    from anatosynth_components.acis.pseudomask.edges import order_statistics
 
     rng = np.random.default_rng(0)
     for values in (rng.random(300_001).astype(np.float32), rng.integers(0, 4, 200_000).astype(np.float32)):

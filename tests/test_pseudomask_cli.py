@@ -10,10 +10,10 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
+from anatosynth_components.acis.pseudomask import PseudoMaskDensityd, RandPseudoMaskd, pseudo_mask
 from anatosynth_components.atomic import write_nifti
 from anatosynth_components.cli import main
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.pseudomask import PseudoMaskDensityd, RandPseudoMaskd, pseudo_mask
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_cached_density_gives_the_same_pseudo_mask(ct_meta):
 def test_transform_from_a_bundle_config(ct_meta):
     config = {
         "pm": {
-            "_target_": "anatosynth_components.pseudomask.RandPseudoMaskd",
+            "_target_": "anatosynth_components.acis.pseudomask.RandPseudoMaskd",
             "keys": "image",
             "num_points": 64,
             "bandwidth_mm": 8.0,

@@ -73,7 +73,9 @@ def test_package_writes_the_bundle_files_the_zip_and_the_pinned_wheel(tmp_path, 
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Name: anatosynth-components" in meta and "Version: 0.1.0" in meta
-    assert "anatosynth_components/packaging/package.py" in names and "anatosynth_components/cli.py" in names
+    assert (
+        "anatosynth_components/packaging/package.py" in names and "anatosynth_components/cli/main.py" in names
+    )
     exported = torch.jit.load(str(folder / "models" / "model.ts"))
     assert exported(torch.zeros(1, 1, 4, 32, 32)).shape == (1, 1, 4, 32, 32)
     printed = capsys.readouterr().out

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.networks.recon_esrt import EMHA, ESRT, high_frequency
-from anatosynth_components.networks.recon_redcnn import REDCNN
-from anatosynth_components.networks.recon_resnet import EDSRNet
+from anatosynth_components.experiments.networks.esrt import EMHA, ESRT, high_frequency
+from anatosynth_components.experiments.networks.redcnn import REDCNN
+from anatosynth_components.experiments.networks.resnet import EDSRNet
 
 
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])

@@ -12,9 +12,9 @@ from monai.networks.nets import UNet
 from monai.utils import set_determinism
 from torch import nn
 
-import anatosynth_components.refinement.refiner as refiner_module
+import anatosynth_components.acis.refinement.refiner as refiner_module
+from anatosynth_components.acis.refinement import AcisRefiner, DiffeomorphicRegistration, save_objects
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.refinement import AcisRefiner, DiffeomorphicRegistration, save_objects
 
 SIZE = 16
 
@@ -245,7 +245,7 @@ def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
         "real_loader": "$@batches",
         "network": {"_target_": "torch.nn.ModuleDict", "modules": "$@generator_parts"},
         "registration_def": {
-            "_target_": "anatosynth_components.refinement.DiffeomorphicRegistration",
+            "_target_": "anatosynth_components.acis.refinement.DiffeomorphicRegistration",
             "spatial_dims": "@spatial_dims",
             "channels": [8, 8, 8, 8],
             "final_conv_channels": [8],
@@ -254,7 +254,7 @@ def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
         "registration_net": "$@registration_def.to(@device)",
         "registration_file": "$@ckpt_dir + '/registration.pt'",
         "registration_trainer": {
-            "_target_": "anatosynth_components.refinement.RegistrationTrainer",
+            "_target_": "anatosynth_components.acis.refinement.RegistrationTrainer",
             "device": "@device",
             "max_epochs": 1,
             "train_data_loader": "@real_loader",
@@ -265,14 +265,14 @@ def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
                 "lr": 1e-4,
             },
             "loss": {
-                "_target_": "anatosynth_components.refinement.RegistrationLoss",
+                "_target_": "anatosynth_components.acis.refinement.RegistrationLoss",
                 "spatial_dims": 2,
                 "kernel_size": 5,
             },
             "checkpoint_file": "@registration_file",
         },
         "refiner": {
-            "_target_": "anatosynth_components.refinement.AcisRefiner",
+            "_target_": "anatosynth_components.acis.refinement.AcisRefiner",
             "device": "@device",
             "max_epochs": 1,
             "train_data_loader": "@real_loader",

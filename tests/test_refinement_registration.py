@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from ignite.engine import Events
 from monai.utils import set_determinism
 
-from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.refinement import (
+from anatosynth_components.acis.refinement import (
     DiffeomorphicRegistration,
     RegistrationLoss,
     RegistrationTrainer,
@@ -19,6 +18,7 @@ from anatosynth_components.refinement import (
     load_network,
     mc_dropout,
 )
+from anatosynth_components.errors import ConfigError, DataError
 
 TINY = {"channels": (8, 8, 8, 8), "final_conv_channels": (8,)}
 

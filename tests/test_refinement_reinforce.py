@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
+from anatosynth_components.acis.refinement import EmaBaseline, GeneratorPolicy, reinforce_loss
 from anatosynth_components.errors import ConfigError
-from anatosynth_components.refinement import EmaBaseline, GeneratorPolicy, reinforce_loss
 
 
 def _estimates(step, steps: int, use_baseline: bool, momentum: float = 0.9) -> torch.Tensor:

@@ -9,8 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from anatosynth_components.acis.refinement import (
+    AppearanceUncertainty,
+    DiffeomorphicRegistration,
+    one_hot_labels,
+)
 from anatosynth_components.errors import ConfigError
-from anatosynth_components.refinement import AppearanceUncertainty, DiffeomorphicRegistration, one_hot_labels
 
 
 class ShiftRegistration(nn.Module):

@@ -15,7 +15,7 @@ from monai.engines import SupervisedEvaluator
 from monai.handlers import IgniteMetricHandler, from_engine
 from monai.inferers import SimpleInferer
 
-from anatosynth_components.engines.synthesis_report import SynthesisReport
+from anatosynth_components.anatomask.report import SynthesisReport
 from anatosynth_components.errors import ConfigError, DataError
 from anatosynth_components.metrics import (
     METRIC_DEFINITIONS,

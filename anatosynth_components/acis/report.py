@@ -1,6 +1,6 @@
 """``AcisReport``: the evaluation report of an ACIS model (``configs/evaluate.json``).
 
-Attached to an :class:`~anatosynth_components.engines.AcisEvaluator` whose metric handlers were built
+Attached to an :class:`~anatosynth_components.acis.AcisEvaluator` whose metric handlers were built
 with ``save_details=True`` (MONAI then leaves the per-item values in ``engine.state.metric_details``),
 it writes into ``output_dir`` when the run completes (atomically):
 
@@ -35,8 +35,8 @@ from ignite.engine import Engine, Events
 from anatosynth_components.acis.panels import gray_panel, label_panel
 from anatosynth_components.acis.realism import realism_statistics
 from anatosynth_components.acis.sampling import sample_pairs
+from anatosynth_components.anatomask.report import _items, _json_number
 from anatosynth_components.atomic import atomic_path, write_json
-from anatosynth_components.engines.synthesis_report import _items, _json_number
 from anatosynth_components.errors import ConfigError
 from anatosynth_components.visualize import save_montage
 

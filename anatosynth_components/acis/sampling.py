@@ -5,7 +5,7 @@ The workflow is a MONAI ``SupervisedEvaluator`` over "items" that are seeds:
 1. :func:`sample_items` lists ``{"seed": seed + k, "sample": k}`` for ``k < num_samples``;
 2. :class:`LatentNoised` turns each seed into the latent noise ``z`` (the network's one input), drawn
    from a CPU generator seeded with it, so a seed gives the same pair on every device;
-3. the network (:class:`~anatosynth_components.networks.AcisPairGenerator`) returns (2, *S): image,
+3. the network (:class:`~anatosynth_components.acis.AcisPairGenerator`) returns (2, *S): image,
    annotation ids;
 4. :class:`SavePaird` writes ``imagesTr/<prefix>_<k>.nii.gz`` and ``labelsTr/<prefix>_<k>.nii.gz`` on the
    training grid of ``models/data_grid.json`` (affine, label ids), the image in HU or [0, 1];
@@ -28,10 +28,10 @@ from ignite.engine import Engine, Events
 from monai.networks.utils import eval_mode
 from monai.transforms import MapTransform
 
+from anatosynth_components.acis.pseudomask_generator import sample_latent
 from anatosynth_components.atomic import write_json, write_nifti
-from anatosynth_components.engines.anatomask_trainer import unwrap
+from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.networks.acis_pseudomask_generator import sample_latent
 
 IMAGES_DIR, LABELS_DIR, DATALIST = "imagesTr", "labelsTr", "datalist.json"
 

@@ -22,7 +22,7 @@ from typing import Any
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from anatosynth_components.pseudomask.transforms import RandPseudoMaskd
+from anatosynth_components.acis.pseudomask.transforms import RandPseudoMaskd
 
 
 class SeededPseudoMaskd(MapTransform):

@@ -1,2 +1,2 @@
 """Benchmarks run by ``anatosynth benchmark NAME``; one module per benchmark (see
-:mod:`anatosynth_components.commands.benchmark`)."""
+:mod:`anatosynth_components.cli.benchmark`)."""

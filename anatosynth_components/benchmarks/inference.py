@@ -172,7 +172,7 @@ def write_label_volume(path: Path, label: np.ndarray, spacing: Sequence[float]) 
 def build_network(cfg: dict[str, Any]):  # noqa: ANN201
     import torch
 
-    from anatosynth_components.networks import AnatoMaskNet
+    from anatosynth_components.anatomask import AnatoMaskNet
 
     torch.manual_seed(cfg["seed"])
     net = AnatoMaskNet(
@@ -183,7 +183,7 @@ def build_network(cfg: dict[str, Any]):  # noqa: ANN201
 
 
 def build_inferer(cfg: dict[str, Any]):  # noqa: ANN201
-    from anatosynth_components.inferers import SliceStackInferer
+    from anatosynth_components.anatomask import SliceStackInferer
 
     return SliceStackInferer(
         cfg["num_slices"], axis=cfg["axis"], stride=cfg["stride"], batch_size=cfg["batch_size"],
@@ -205,8 +205,8 @@ def build_pipeline(
     from monai.engines import SupervisedEvaluator
     from monai.transforms import Compose
 
+    from anatosynth_components.anatomask import MaskToImageBatch
     from anatosynth_components.data import LoadVolumed, RemapLabelsd, SaveSynthesisd, ValidateVolumed
-    from anatosynth_components.engines import MaskToImageBatch
 
     preprocessing = Compose(
         [
@@ -253,7 +253,7 @@ def bare_forward(network: Any, calls: Sequence[tuple[Any, Any, Any]]) -> list[An
 
 def blend_reference(cfg: dict[str, Any], preds: Sequence[Any], volume_shape: Sequence[int]) -> np.ndarray:
     """The bare outputs blended in float64 with ``blend_weights``: (X, Y, Z) like the input."""
-    from anatosynth_components.inferers import SliceStackInferer, blend_weights
+    from anatosynth_components.anatomask import SliceStackInferer, blend_weights
 
     n, axis = cfg["num_slices"], cfg["axis"]
     moved = list(volume_shape)

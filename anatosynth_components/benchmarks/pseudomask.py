@@ -9,7 +9,7 @@ on two volumes:
 2. the same CT resampled (trilinear) to 192 x 192 x 160, the paper's 3D size, keeping its field of
    view (spacing 1.91 x 1.58 x 0.56 mm).
 
-Fast path: :func:`anatosynth_components.pseudomask.pseudo_mask` (Canny, exact grid KDE by separable
+Fast path: :func:`anatosynth_components.acis.pseudomask.pseudo_mask` (Canny, exact grid KDE by separable
 matrix products, sampling, separable Voronoi), best of ``--repeats`` runs, with a per-stage split.
 
 Naive reference, as the issue describes it: ``scipy.stats.gaussian_kde`` over the edge points (with
@@ -201,7 +201,7 @@ def bench_volume(
 ) -> Result:
     from scipy.spatial import cKDTree
 
-    from anatosynth_components.pseudomask import (
+    from anatosynth_components.acis.pseudomask import (
         canny_edges,
         edge_density,
         pseudo_mask,
@@ -352,7 +352,7 @@ def load_volumes(path: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anatosynth_components.pseudomask import DEFAULT_BANDWIDTH_MM, DEFAULT_FLOOR
+    from anatosynth_components.acis.pseudomask import DEFAULT_BANDWIDTH_MM, DEFAULT_FLOOR
 
     bandwidth = args.bandwidth_mm if args.bandwidth_mm is not None else DEFAULT_BANDWIDTH_MM
     volumes = load_volumes(args.data)

@@ -40,9 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _measure(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
     import torch
 
-    from anatosynth_components.engines import anatomask_train_step
-    from anatosynth_components.losses import AnatoMaskLoss, GTCClassifier, GTCLoss
-    from anatosynth_components.networks import AnatoMaskDiscriminator, AnatoMaskGenerator
+    from anatosynth_components.anatomask import (
+        AnatoMaskDiscriminator,
+        AnatoMaskGenerator,
+        AnatoMaskLoss,
+        GTCClassifier,
+        GTCLoss,
+        anatomask_train_step,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -27,6 +27,7 @@ from anatosynth_components.data.neurite_oasis import read_neurite_oasis
 from anatosynth_components.data.penet import PENetReader, read_penet
 from anatosynth_components.data.remap_labels import RemapLabelsd, remap_labels
 from anatosynth_components.data.resize_slices import ResizeSlicesd
+from anatosynth_components.data.resize_to_source import ResizeToSourced
 from anatosynth_components.data.save_synthesis import SaveSynthesisd
 from anatosynth_components.data.slice_stack import RandSliceStackd, SliceStackd, stack_starts
 from anatosynth_components.data.split import split_subjects
@@ -46,6 +47,7 @@ __all__ = [
     "RandSliceStackd",
     "RemapLabelsd",
     "ResizeSlicesd",
+    "ResizeToSourced",
     "SaveSynthesisd",
     "SliceStackd",
     "ValidateVolumed",

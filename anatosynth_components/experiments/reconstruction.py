@@ -10,10 +10,10 @@ Grid: one resumable cell per (task, network, arm).
   ``noise0.5`` (additive Gaussian on the [0, 1] scale).  Training degrades each batch on the fly
   (a fresh noise draw every time); the test slices are degraded once per task with a fixed seed,
   so every network and arm is scored on the same inputs.
-- networks: ``resnet`` (:class:`~anatosynth_components.networks.recon_resnet.EDSRNet`, LR input,
-  sub-pixel upsampler), ``redcnn`` (:class:`~anatosynth_components.networks.recon_redcnn.REDCNN`,
+- networks: ``resnet`` (:class:`~anatosynth_components.experiments.networks.resnet.EDSRNet`, LR input,
+  sub-pixel upsampler), ``redcnn`` (:class:`~anatosynth_components.experiments.networks.redcnn.REDCNN`,
   no upsampler, so for SR it gets the bilinearly upsampled LR image), ``esrt``
-  (:class:`~anatosynth_components.networks.recon_esrt.ESRT`, LR input, SR tasks only).
+  (:class:`~anatosynth_components.experiments.networks.esrt.ESRT`, LR input, SR tasks only).
 - arms: ``baseline`` (the slices of ``baseline_scans`` real training scans; paper 8),
   ``synthetic`` (the same + the synthetic images of
   :mod:`~anatosynth_components.experiments.synthetic`, 2-D slices or 3-D volumes), ``upper_bound``
@@ -53,6 +53,9 @@ from anatosynth_components.errors import ConfigError, DataError
 from anatosynth_components.experiments.cells import Cell, run_cells
 from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir
 from anatosynth_components.experiments.markdown import markdown_table
+from anatosynth_components.experiments.networks.esrt import ESRT
+from anatosynth_components.experiments.networks.redcnn import REDCNN
+from anatosynth_components.experiments.networks.resnet import EDSRNet
 from anatosynth_components.experiments.plots import grouped_bar_panels
 from anatosynth_components.experiments.results_folder import ResultsFolder
 from anatosynth_components.experiments.summary import mean_std, summarize
@@ -66,9 +69,6 @@ from anatosynth_components.experiments.synthetic import (
 from anatosynth_components.experiments.training import train_fixed_iterations
 from anatosynth_components.metrics.image_scores import image_scores
 from anatosynth_components.metrics.wilcoxon import one_sided_wilcoxon
-from anatosynth_components.networks.recon_esrt import ESRT
-from anatosynth_components.networks.recon_redcnn import REDCNN
-from anatosynth_components.networks.recon_resnet import EDSRNet
 
 NAME = "reconstruction"
 NETWORKS = ("resnet", "redcnn", "esrt")

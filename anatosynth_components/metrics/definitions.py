@@ -1,6 +1,6 @@
 """What each reported synthesis metric means, in one sentence or two, keyed by its report name.
 
-The evaluation report (:class:`~anatosynth_components.engines.synthesis_report.SynthesisReport`)
+The evaluation report (:class:`~anatosynth_components.anatomask.report.SynthesisReport`)
 copies these into ``metrics.json`` so the numbers carry their definitions. The keys are the names
 the bundles give the metric handlers.
 

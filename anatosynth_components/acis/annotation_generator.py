@@ -1,0 +1,69 @@
+"""``AnnotationGenerator``: pseudo-mask -> multi-label annotation logits (ACIS paper Sec. 2.2).
+
+The paper "implement[s] an annotation generator to synthesize the multilabel segmentation
+annotations [9]" from the pseudo-mask, without giving its architecture.  It is a segmentation
+network of the pseudo-mask, so this is MONAI's ``UNet`` (residual units, instance norm) with one input
+channel and ``num_classes`` output logits (background 0 included); a subclass only to fix the channels
+and keep the class count on the module.
+
+Example::
+
+    >>> import torch
+    >>> net = AnnotationGenerator(2, num_classes=4, channels=(8, 16, 32), strides=(2, 2))
+    >>> tuple(net(torch.rand(2, 1, 32, 32)).shape)
+    (2, 4, 32, 32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monai.networks.layers import Norm
+from monai.networks.nets import UNet
+
+from anatosynth_components.acis.shapes import check_channels, check_spatial_dims
+from anatosynth_components.errors import ConfigError
+
+
+def default_strides(channels: Sequence[int], strides: Sequence[int] | None) -> tuple[int, ...]:
+    """Stride 2 between every pair of levels unless ``strides`` says otherwise."""
+    out = tuple(int(s) for s in strides) if strides is not None else (2,) * (len(channels) - 1)
+    if len(out) != len(channels) - 1:
+        raise ConfigError(f"strides {list(out)} must have len(channels) - 1 = {len(channels) - 1} entries")
+    return out
+
+
+class AnnotationGenerator(UNet):
+    """Pseudo-mask (B, 1, *S) -> annotation logits (B, num_classes, *S).
+
+    Args:
+        spatial_dims: 2 or 3.
+        num_classes: classes including background 0 (TLobes: 7 = background, 5 lobes, heart).
+        channels, strides, num_res_units, norm, dropout: as MONAI ``UNet``; ``S`` must be divisible by
+            the product of ``strides``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        num_classes: int,
+        channels: Sequence[int] = (32, 64, 128, 256, 512),
+        strides: Sequence[int] | None = None,
+        num_res_units: int = 2,
+        norm: str | tuple = Norm.INSTANCE,
+        dropout: float = 0.0,
+    ) -> None:
+        if int(num_classes) < 2:
+            raise ConfigError(f"num_classes must be >= 2 (background and one label), got {num_classes}")
+        channels = check_channels(channels, "annotation generator channels")
+        super().__init__(
+            spatial_dims=check_spatial_dims(spatial_dims),
+            in_channels=1,
+            out_channels=int(num_classes),
+            channels=channels,
+            strides=default_strides(channels, strides),
+            num_res_units=int(num_res_units),
+            norm=norm,
+            dropout=float(dropout),
+        )
+        self.num_classes = int(num_classes)

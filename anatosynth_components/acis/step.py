@@ -1,0 +1,169 @@
+"""ACIS training iterations (paper Sec. 2.2): the pseudo-mask WGAN-GP step and the synthesis step.
+
+:class:`~anatosynth_components.acis.trainer.AcisTrainer` calls these; tests and the
+refinement call them directly.  Tensors: images, pseudo-masks (B, 1, *S) in [0, 1]; label ids
+(B, 1, *S); one-hot annotations (B, C, *S).  ``S`` is (H, W) or (X, Y, Z).
+
+Every module is called once per backward (DDP-safe): the discriminator judges real and fake triples
+in one forward on their batch concatenation, the generators run once on the concatenation of their
+inputs.  During a generator update the critic / discriminator is frozen (:func:`frozen`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from torch import nn
+
+from anatosynth_components.acis.one_hot import label_one_hot, straight_through_one_hot
+from anatosynth_components.acis.synthesis_loss import AcisSynthesisLoss
+from anatosynth_components.acis.wgan_gp import WGANGPLoss
+from anatosynth_components.engines.modules import frozen
+
+
+@dataclass
+class AcisParts:
+    """The modules a step calls; each may be a ``DistributedDataParallel`` wrapper."""
+
+    pseudo_mask_generator: nn.Module
+    annotation_generator: nn.Module
+    image_generator: nn.Module
+    critic: nn.Module
+    discriminator: nn.Module
+
+
+def plain(x: Any) -> torch.Tensor:
+    """A batch entry as a plain tensor (a collated ``MetaTensor`` would drag its meta data through
+    every operation of the step)."""
+    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
+
+
+def _floats(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {f"{prefix}{k}": float(v.detach()) for k, v in terms.items()}
+
+
+def pseudo_mask_gan_step(
+    real_pm: torch.Tensor,
+    generator: nn.Module,
+    critic: nn.Module,
+    wgan: WGANGPLoss,
+    opt_pm: torch.optim.Optimizer,
+    opt_critic: torch.optim.Optimizer,
+    latent: Callable[[int], torch.Tensor],
+    update_generator: bool,
+) -> tuple[dict[str, float], torch.Tensor]:
+    """One critic update of WGAN-GP on real pseudo-masks, and a generator update when
+    ``update_generator`` (Gulrajani et al., Algorithm 1: ``n_critic`` critic updates per generator update).
+
+    Args:
+        real_pm: real pseudo-masks (B, 1, *S).
+        generator: ``PseudoMaskGenerator`` (z -> pseudo-mask).
+        latent: ``batch_size -> z`` (fresh noise for each of the two updates).
+
+    Returns:
+        ``pm_critic`` (critic loss), ``pm_wasserstein`` (critic's distance estimate), ``pm_gp``, and
+        ``pm_generator`` when the generator was updated; the generated pseudo-masks (detached).
+    """
+    batch = real_pm.shape[0]
+    with torch.no_grad():
+        fake = generator(latent(batch))
+    terms = wgan.critic_loss(critic, real_pm, fake)
+    opt_critic.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    opt_critic.step()
+    out = {
+        "pm_critic": float(terms["total"].detach()),
+        "pm_wasserstein": float(terms["wasserstein"]),
+        "pm_gp": float(terms["gradient_penalty"]),
+    }
+    if update_generator:
+        with frozen(critic):
+            fake = generator(latent(batch))
+            g_loss = wgan.generator_loss(critic, fake)
+            opt_pm.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_pm.step()
+        out["pm_generator"] = float(g_loss.detach())
+    return out, fake.detach()
+
+
+def synthesis_step(
+    parts: AcisParts,
+    loss: AcisSynthesisLoss,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    image: torch.Tensor,
+    labels: torch.Tensor,
+    pm: torch.Tensor,
+    generated_pm: torch.Tensor | None = None,
+) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """One image-discriminator update, then one update of the annotation and image generators.
+
+    Phase 1 (``generated_pm`` is None): the generators see the real pseudo-mask ``pm`` and the real
+    annotation; D judges ``(x, pm, y)`` against ``(G_img(pm, y), pm, y)``; the generator objective is
+    :meth:`AcisSynthesisLoss.phase1`.
+
+    Phase 2 (``generated_pm = G_pm(z)``, detached): the annotation generator labels it,
+    ``y^ = straight-through one-hot(G_ann(G_pm(z)))``, the image generator renders
+    ``x^ = G_img(G_pm(z), y^)``; D judges real triples ``(x, pm, y)`` against generated
+    ``(x^, G_pm(z), y^)``; the generator objective is :meth:`AcisSynthesisLoss.phase2`, with the
+    phase-1 objective on the real pairs as anchor when ``loss.phase2_anchor > 0``.
+
+    Returns:
+        loss terms as floats (``d_*``, ``g_*``), and detached outputs: ``pred`` (reconstruction of the
+        real pairs, when computed), ``pred_label`` (argmax of ``G_ann(pm)``, when computed), and in
+        phase 2 ``generated_label``, ``generated_image``.
+    """
+    num_classes = loss.num_classes
+    batch = image.shape[0]
+    onehot = label_one_hot(labels, num_classes)
+    phase2 = generated_pm is not None
+    with_real = not phase2 or loss.phase2_anchor > 0
+    pms = [generated_pm] if phase2 else []
+    pms += [pm] if with_real else []
+    cond_pm = torch.cat(pms)
+    logits = parts.annotation_generator(cond_pm)
+    annotations = [straight_through_one_hot(logits[:batch])] if phase2 else []
+    annotations += [onehot] if with_real else []
+    cond_ann = torch.cat(annotations)
+    images = parts.image_generator(torch.cat([cond_pm, cond_ann], dim=1))
+
+    # D: real triples against the fakes of this phase (reconstructions in phase 1, generated in phase 2)
+    fakes = slice(0, batch)
+    d_logits = parts.discriminator(
+        torch.cat([image, images[fakes].detach()]),
+        torch.cat([pm, cond_pm[fakes]]),
+        torch.cat([onehot, cond_ann[fakes].detach()]),
+    )
+    real_logits, fake_logits = d_logits.split(batch)
+    d_terms = loss.discriminator(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    d_terms["total"].backward()
+    opt_d.step()
+
+    with frozen(parts.discriminator):
+        judged = parts.discriminator(images, cond_pm, cond_ann)
+        real_part = slice(batch if phase2 else 0, None)
+        anchor = (
+            loss.phase1(images[real_part], image, logits[real_part], labels, judged[real_part])
+            if with_real
+            else None
+        )
+        g_terms = loss.phase2(judged[:batch], anchor) if phase2 else anchor
+        opt_g.zero_grad(set_to_none=True)
+        g_terms["total"].backward()
+        opt_g.step()
+
+    out = _floats("g_", g_terms) | _floats("d_", d_terms)
+    outputs: dict[str, torch.Tensor] = {}
+    if with_real:
+        outputs["pred"] = images[real_part].detach()
+        outputs["pred_label"] = logits[real_part].detach().argmax(dim=1, keepdim=True)
+    if phase2:
+        outputs["generated_label"] = logits[:batch].detach().argmax(dim=1, keepdim=True)
+        outputs["generated_image"] = images[:batch].detach()
+    return out, outputs

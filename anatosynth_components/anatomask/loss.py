@@ -1,0 +1,113 @@
+"""The AnatoMaskGAN objective, Eq. 5, and its discriminator counterpart.
+
+``L_G = L_GAN + lambda_feat / N_D * sum_i sum_j L_feat^(i,j) + lambda_vgg * L_VGG + lambda_gtc * L_GTC``
+
+with the hinge adversarial loss (MONAI's ``PatchAdversarialLoss``), feature matching as L1 between
+the discriminator's intermediate features of the real and the generated image (averaged over the
+layers of each discriminator, summed over discriminators and divided by N_D as written), the VGG19
+loss and the G-TC loss.  The paper's weights are the defaults: lambda_feat 10, lambda_vgg 5,
+lambda_gtc 10.  A weight of 0 removes its term (and needs no network: ``lambda_vgg: 0`` trains
+without VGG weights).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import PatchAdversarialLoss
+from torch import nn
+
+from anatosynth_components.anatomask.gtc import GTCLoss
+from anatosynth_components.anatomask.vgg import VGG19Loss
+from anatosynth_components.errors import ConfigError
+
+#: what ``AnatoMaskDiscriminator`` returns: per-scale logits and per-scale intermediate features
+DiscriminatorOutput = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
+
+
+def feature_matching(
+    fake_feats: list[list[torch.Tensor]], real_feats: list[list[torch.Tensor]]
+) -> torch.Tensor:
+    """Eq. 5's ``1 / N_D * sum_i sum_j L_feat^(i,j)`` with L1 distances; real features are constants."""
+    total = fake_feats[0][0].new_zeros(())
+    for fake_d, real_d in zip(fake_feats, real_feats, strict=True):
+        for f, r in zip(fake_d, real_d, strict=True):
+            total = total + F.l1_loss(f, r.detach())
+    return total / len(fake_feats)
+
+
+class AnatoMaskLoss(nn.Module):
+    """Generator and discriminator losses of AnatoMaskGAN.
+
+    Args:
+        lambda_feat, lambda_vgg, lambda_gtc: weights of Eq. 5.
+        gtc: the G-TC loss (needed when ``lambda_gtc > 0``).
+        vgg: the VGG19 loss (built from the local cache when ``lambda_vgg > 0`` and not given).
+    """
+
+    def __init__(
+        self,
+        lambda_feat: float = 10.0,
+        lambda_vgg: float = 5.0,
+        lambda_gtc: float = 10.0,
+        gtc: GTCLoss | None = None,
+        vgg: VGG19Loss | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("lambda_feat", lambda_feat),
+            ("lambda_vgg", lambda_vgg),
+            ("lambda_gtc", lambda_gtc),
+        ):
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
+        if lambda_gtc > 0 and gtc is None:
+            raise ConfigError("lambda_gtc > 0 needs a G-TC loss (gtc=GTCLoss(GTCClassifier(num_classes)))")
+        self.lambda_feat, self.lambda_vgg, self.lambda_gtc = lambda_feat, lambda_vgg, lambda_gtc
+        self.adversarial = PatchAdversarialLoss(criterion="hinge")
+        self.gtc = gtc if lambda_gtc > 0 else None
+        self.vgg = (vgg or VGG19Loss()) if lambda_vgg > 0 else None
+
+    def generator(
+        self,
+        masks: torch.Tensor,
+        fake: torch.Tensor,
+        real: torch.Tensor,
+        fake_d: DiscriminatorOutput,
+        real_d: DiscriminatorOutput,
+    ) -> dict[str, torch.Tensor]:
+        """Eq. 5 terms and their weighted sum ``total``; ``fake_d`` / ``real_d`` are discriminator outputs."""
+        terms = {"gan": self.adversarial(fake_d[0], target_is_real=True, for_discriminator=False)}
+        total = terms["gan"]
+        if self.lambda_feat > 0:
+            terms["feat"] = feature_matching(fake_d[1], real_d[1])
+            total = total + self.lambda_feat * terms["feat"]
+        if self.vgg is not None:
+            slices = (fake.transpose(1, 2).flatten(0, 1), real.transpose(1, 2).flatten(0, 1))
+            terms["vgg"] = self.vgg(*slices)
+            total = total + self.lambda_vgg * terms["vgg"]
+        if self.gtc is not None:
+            terms["gtc"] = self.gtc.generator(masks, fake, real)
+            total = total + self.lambda_gtc * terms["gtc"]
+        terms["total"] = total
+        return terms
+
+    def discriminator(
+        self,
+        masks: torch.Tensor,
+        fake: torch.Tensor,
+        real: torch.Tensor,
+        fake_d: DiscriminatorOutput,
+        real_d: DiscriminatorOutput,
+    ) -> dict[str, torch.Tensor]:
+        """Hinge loss of the discriminator plus the G-TC classifier's real/fake loss."""
+        terms = {
+            "d_real": self.adversarial(real_d[0], target_is_real=True, for_discriminator=True),
+            "d_fake": self.adversarial(fake_d[0], target_is_real=False, for_discriminator=True),
+        }
+        total = terms["d_real"] + terms["d_fake"]
+        if self.gtc is not None:
+            terms["gtc_classifier"] = self.gtc.classifier_loss(masks, fake, real)
+            total = total + terms["gtc_classifier"]
+        terms["total"] = total
+        return terms

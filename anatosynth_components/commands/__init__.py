@@ -1,1 +1,0 @@
-"""Subcommands of the ``anatosynth`` command line (see :mod:`anatosynth_components.cli`)."""
