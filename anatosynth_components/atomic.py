@@ -24,8 +24,11 @@ import numpy as np
 
 
 def _suffix(path: Path) -> str:
-    """All suffixes of ``path`` (``.nii.gz``), so writers that pick a format by name still work."""
-    return "".join(path.suffixes) if path.suffixes else ""
+    """The format suffix of ``path`` (``.nii.gz`` whole, else the last one), so that writers that pick
+    a format by the file name still work on the temporary name."""
+    from anatosynth_components.data.file_names import image_suffix  # the data package imports this module
+
+    return image_suffix(path) or path.suffix
 
 
 def _umask() -> int:

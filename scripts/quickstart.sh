@@ -15,15 +15,20 @@ SIZE="${SIZE:-64}"
 # downloaded here, so the perceptual term is off (lambda_vgg 0), as the log says.
 NET=(--spatial_size "[$SIZE,$SIZE]" --num_slices 5 --base_channels 16 --channel_mults "[4,4,2,1]" --spade_hidden 32
      --stack_batch_size 8)
-run() { python -m monai.bundle run "$1" --config_file "$CONFIGS/$2.json" --bundle_root "$ROOT" "${@:3}"; }
+# run ID CONFIG... -- ARGS: evaluate.json is an overlay of train.json, so it runs as "train evaluate"
+run() {
+  local id="$1" files=() ; shift
+  while [ "$1" != "--" ]; do files+=("'$CONFIGS/$1.json'"); shift; done; shift
+  python -m monai.bundle run "$id" --config_file "[$(IFS=,; echo "${files[*]}")]" --bundle_root "$ROOT" "$@"
+}
 
 echo "== train ($EPOCHS epochs) =="
-run training train "${NET[@]}" --disc_channels 32 --lambda_vgg 0 --batch_size 2 --stacks_per_volume 2 \
+run training train -- "${NET[@]}" --disc_channels 32 --lambda_vgg 0 --batch_size 2 --stacks_per_volume 2 \
     --val_interval "$EPOCHS" --train#trainer#max_epochs "$EPOCHS"
 echo "== evaluate (test subjects) =="
-run evaluating evaluate "${NET[@]}"
+run evaluating train evaluate -- "${NET[@]}"
 echo "== synthesize (test subjects' label maps, 2 noise seeds each) =="
-run inferring inference "${NET[@]}" --num_samples 2
+run inferring inference -- "${NET[@]}" --num_samples 2
 echo
 echo "Demo data:        $ROOT/runs/demo_data  (Learn2Reg OASIS layout)"
 echo "Trained model:    $ROOT/models/model.pt  (TensorBoard: tensorboard --logdir $ROOT/runs)"

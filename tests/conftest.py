@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from anatosynth_components.atomic import write_json, write_nifti
 from anatosynth_components.data.label_tables import get_label_table
@@ -15,6 +16,16 @@ from anatosynth_components.data.remap_labels import remap_labels
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks: one torch thread is many times faster than two on a shared 2-core machine
+    (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _need(name: str) -> Path:

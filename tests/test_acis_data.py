@@ -53,6 +53,21 @@ def test_threshold_annotation_matches_the_phantom_anatomy_and_names_bad_input():
         ChestThresholdLabelsd()({"image": image})
 
 
+def test_threshold_settings_are_one_checked_set():
+    ph = chest_phantom((32, 32, 24), np.random.default_rng(1))
+    hu = ph.image.astype(np.float32)
+    settings = {"axis": 1, "lung_hu": -450.0, "gas_hu": -960.0}
+    out = ChestThresholdLabelsd(**settings)({"image": torch.from_numpy(hu[None])})["label"]
+    np.testing.assert_array_equal(out[0].numpy(), chest_threshold_labels(hu, **settings))
+    assert not np.array_equal(chest_threshold_labels(hu, lung_hu=-700.0), chest_threshold_labels(hu))
+    with pytest.raises(ConfigError, match=r"unknown chest threshold settings \['lung'\]"):
+        ChestThresholdLabelsd(lung=-400.0)
+    with pytest.raises(ConfigError, match=r"body_hu \(400.0\) and lung_hu \(-400.0\) < dense_hu \(300.0\)"):
+        chest_threshold_labels(hu, body_hu=400.0)
+    with pytest.raises(ConfigError, match="axis must be a spatial axis 0, 1 or 2"):
+        ChestThresholdLabelsd(axis=3)
+
+
 def test_slices_keep_their_place_in_space():
     rotation = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
     affine = torch.eye(4, dtype=torch.float64)

@@ -15,7 +15,7 @@ from anatosynth_components.acis import (
     PseudoMaskGenerator,
     label_one_hot,
 )
-from anatosynth_components.errors import ConfigError
+from anatosynth_components.errors import ConfigError, DataError
 
 TINY = {
     "latent_channels": 3,
@@ -25,15 +25,7 @@ TINY = {
     "num_res_units": 1,
 }
 SIZES = {2: (32, 24), 3: (16, 16, 16)}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one torch thread is many times faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)
@@ -122,5 +114,5 @@ def test_bad_sizes_are_config_errors():
         PseudoMaskGenerator(1, (32,))
     with pytest.raises(ConfigError, match="num_classes must be >= 2"):
         AnnotationGenerator(2, 1)
-    with pytest.raises(ValueError, match=r"label ids must lie in 0..2, got 0..5"):
+    with pytest.raises(DataError, match=r"annotation: label ids \[5\] are outside 0..2 \(num_classes=3\)"):
         label_one_hot(torch.tensor([[[0, 5]]]), 3)

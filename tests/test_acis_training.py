@@ -4,6 +4,7 @@ the annotation generator in phase 2, that phase 1 learns, and the trainer's star
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -26,13 +27,7 @@ SIZE = (16, 16)
 C = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one torch thread is many times faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(seed: int = 0):
@@ -198,3 +193,39 @@ def test_phase2_needs_phase1_and_resume_needs_a_checkpoint(tmp_path):
         _trainer(tmp_path, 3)
     with pytest.raises(ConfigError, match="generators: unknown parts"):
         _trainer(tmp_path, 1, generators={"critic": torch.nn.Identity()})
+
+
+def test_both_phases_run_under_bf16_autocast(tmp_path):
+    """amp "bf16": the WGAN-GP critic step (gradient penalty through the critic), the synthesis step and
+    phase 2 run under autocast with finite losses; outputs come back as float32."""
+    first = _trainer(tmp_path, 1, amp="bf16", checkpoint_dir=str(tmp_path / "p1"))
+    first.run()
+    second = _trainer(
+        tmp_path, 2, amp="bf16", checkpoint_dir=str(tmp_path / "p2"), init_dir=str(tmp_path / "p1")
+    )
+    second.run()
+    for trainer in (first, second):
+        out = trainer.state.output
+        assert trainer.precision.dtype == torch.bfloat16
+        assert all(math.isfinite(v) for v in out["losses"].values()), out["losses"]
+        assert out["generated_pseudo_mask"].dtype == torch.float32
+    assert {"pm_critic", "pm_gp", "g_total", "d_total"} <= set(first.state.output["losses"])
+
+
+def test_gradient_penalty_is_unchanged_by_the_loss_scale():
+    """Under float16 the penalty differentiates the scaled scores and divides by the scale (PyTorch's
+    AMP recipe): the value and the critic's gradient are those of the unscaled computation."""
+    torch.manual_seed(0)
+    critic = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+    )
+    real, fake, eps = torch.rand(4, 1, 4, 4), torch.rand(4, 1, 4, 4), torch.rand(4)
+    values, grads = [], []
+    for scale in (1.0, 65536.0):
+        critic.zero_grad()
+        terms = WGANGPLoss().critic_loss(critic, real, fake, eps=eps, grad_scale=scale)
+        terms["total"].backward()
+        values.append(terms["gradient_penalty"])
+        grads.append(critic[1].weight.grad.clone())
+    assert values[0] > 0 and torch.allclose(values[0], values[1], rtol=1e-5)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)

@@ -24,10 +24,11 @@ from anatosynth_components.anatomask import (
     one_hot_stack,
 )
 from anatosynth_components.atomic import write_nifti
-from anatosynth_components.bundle import bundle_root, latest_checkpoint, synthesis_items
+from anatosynth_components.bundle import bundle_root, synthesis_items
 from anatosynth_components.bundle.root import _from_argv
 from anatosynth_components.data import SaveSynthesisd, stack_starts
 from anatosynth_components.data.demo.generate import generate_demo
+from anatosynth_components.engines import latest_checkpoint
 from anatosynth_components.errors import ConfigError, DataError
 
 TINY = {
@@ -105,7 +106,7 @@ def test_net_takes_ids_or_one_hot_and_names_unknown_ids():
         d = net(ids, noise_seed=torch.tensor([1, 1]))
     assert a.shape == (2, 1, 3, 16, 16) and torch.equal(a, b) and torch.equal(a, c)
     assert not torch.allclose(a, d)  # another noise volume
-    with pytest.raises(ValueError, match=r"label id 6 is outside 0..4 \(num_classes=5\)"):
+    with pytest.raises(DataError, match=r"label stack: label ids \[6\] are outside 0..4 \(num_classes=5\)"):
         net(ids + 2 * (ids == 4))
 
 
@@ -215,6 +216,27 @@ def test_trainer_stops_on_non_finite_losses():
     trainer = AnatoMaskTrainer("cpu", 1, [batch], net, disc, loss, opt, torch.optim.Adam(disc.parameters()))
     with pytest.raises(FloatingPointError, match=r"epoch 1, iteration 1: non-finite losses \['d_real'"):
         trainer.run()
+
+
+def test_trainer_step_under_bf16_autocast():
+    """amp: the networks run in bfloat16 (asked for explicitly: on a CPU ``amp: true`` stays float32), the
+    loss terms are finite, both networks are updated and the output stacks are float32 again."""
+    torch.manual_seed(0)
+    net = AnatoMaskNet(3, 2, (16, 16), **TINY)
+    disc = AnatoMaskDiscriminator(3, num_d=1, num_layers_d=2, channels=4)
+    loss = AnatoMaskLoss(lambda_vgg=0.0, lambda_gtc=0.0)
+    labels = torch.zeros(2, 1, 2, 16, 16)
+    labels[:, :, :, 4:12, 4:12] = 2
+    batch = {"label": labels, "image": torch.rand(2, 1, 2, 16, 16), "z_index": torch.arange(2).repeat(2, 1)}
+    g0, d0 = [next(m.parameters()).detach().clone() for m in (net, disc)]
+    trainer = AnatoMaskTrainer("cpu", 1, [batch], net, disc, loss, torch.optim.Adam(net.parameters(), 1e-3),
+                               torch.optim.Adam(disc.parameters(), 1e-3), amp="bf16")  # fmt: skip
+    assert trainer.precision.dtype == torch.bfloat16
+    trainer.run()
+    out = trainer.state.output
+    assert all(np.isfinite(v) for v in out["losses"].values()) and out["pred"].dtype == torch.float32
+    assert not torch.equal(g0, next(net.parameters())) and not torch.equal(d0, next(disc.parameters()))
+    assert trainer.state.metrics["mean_g_total"] == pytest.approx(out["losses"]["g_total"])
 
 
 def test_gtc_gradient_is_finite_when_a_class_is_absent():

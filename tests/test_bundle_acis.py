@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -15,15 +14,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from bundle_runs import BUNDLES, PYTHON, config, run_bundle, state
 
 from anatosynth_components.acis import AcisPairGenerator, read_data_grid, sample_pairs
 from anatosynth_components.atomic import write_nifti
 from anatosynth_components.data import read_datalist
 from anatosynth_components.data.demo.generate import generate_demo
 
-BUNDLES = REPO / "bundles"
-PYTHON = sys.executable
 NET = {
     "latent_channels": "4",
     "pm_channels": "[16,8]",
@@ -49,43 +46,12 @@ DATA = {
 }
 
 
-def config(bundle: str, *names: str) -> str:
-    files = [str(BUNDLES / bundle / "configs" / f"{n}.json") for n in names]
-    return files[0] if len(files) == 1 else repr(files)
-
-
-def run_bundle(
-    cwd: Path,
-    config_file: str,
-    run_id: str = "run",
-    root: Path | None = None,
-    check: bool = True,
-    launcher: tuple[str, ...] = (PYTHON,),
-    **overrides: str,
-) -> subprocess.CompletedProcess:
-    cmd = [*launcher, "-m", "monai.bundle", "run", run_id, "--config_file", config_file]
-    if root is not None:
-        cmd += ["--bundle_root", str(root)]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
-    # one torch thread: tiny networks run many times faster than with two threads on a shared 2-core machine
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
 def train_args(bundle: str, **extra: str) -> dict[str, str]:
     return NET | TRAIN | SIZE[bundle] | DATA[bundle] | extra
 
 
 def net_args(bundle: str, **extra: str) -> dict[str, str]:
     return NET | SIZE[bundle] | extra
-
-
-def state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +126,8 @@ def test_penet_trains_both_phases_and_resume_continues(penet_trained, penet_data
     assert "phase 1: resuming from" in log and "phase 2: resuming from" in log
     for phase in (1, 2):
         two = state(root / "models" / f"phase{phase}" / "latest_checkpoint_epoch=2.pt")
-        assert (
-            two["trainer"]["iteration"] == 4
-            and not (root / "models" / f"phase{phase}" / "latest_checkpoint_epoch=1.pt").exists()
-        )
+        assert two["trainer"]["iteration"] == 4
+        assert (root / "models" / f"phase{phase}" / "latest_checkpoint_epoch=1.pt").exists()  # previous kept
         assert {float(s["step"]) for s in two["opt_g"]["state"].values()} == {4.0}  # Adam continued
     # phase-2 validation continues phase 1's epoch axis (epochs 3, 4 after phase 1's 1, 2)
     assert "Epoch[4] Metrics -- val_dice" in log
@@ -244,22 +208,30 @@ def test_penet_refine_trains_registration_then_refines_the_generators(penet_trai
     assert empty.returncode != 0 and "yields no batch (3 items, batch_size 9, drop_last)" in empty.stderr
 
     reg = run_bundle(tmp_path, cfg, "registration", root, **args)
-    assert (reg.stdout + reg.stderr).count("Metrics -- dice") == 2
+    assert (reg.stdout + reg.stderr).count("Metrics -- mean_dice") == 2
+    assert sorted(p.name for p in (models / "registration").iterdir()) == [
+        "latest_checkpoint_epoch=1.pt",
+        "latest_checkpoint_epoch=2.pt",
+    ]
     registration = (models / "registration.pt").read_bytes()
     model = (models / "model.pt").read_bytes()
 
     proc = run_bundle(tmp_path, cfg, "refining", root, **args)
-    epochs = [line for line in (proc.stdout + proc.stderr).splitlines() if "Metrics -- baseline" in line]
-    assert len(epochs) == 2 and all("uncertainty:" in e and "uncertainty_image:" in e for e in epochs)
-    values = [float(e.split("uncertainty:")[1].split()[0]) for e in epochs]
-    rewards = [float(e.split("reward:")[1].split()[0]) for e in epochs]
+    epochs = [line for line in (proc.stdout + proc.stderr).splitlines() if "Metrics -- mean_baseline" in line]
+    assert len(epochs) == 2 and all(
+        "mean_uncertainty:" in e and "mean_uncertainty_image:" in e for e in epochs
+    )
+    values = [float(e.split("mean_uncertainty:")[1].split()[0]) for e in epochs]
+    rewards = [float(e.split("mean_reward:")[1].split()[0]) for e in epochs]
     assert all(v > 0 for v in values) and np.allclose(values, [-r for r in rewards], atol=1e-3)
     assert (models / "registration.pt").read_bytes() == registration  # frozen: never written by refining
     assert (models / "model.pt").read_bytes() == model
     refined, original = state(models / "model_refined.pt"), state(models / "model.pt")
     assert refined.keys() == original.keys()
     assert any(not torch.equal(refined[k], original[k]) for k in refined)
-    assert state(models / "refine_state.pt")["trainer"]["iteration"] == 2  # 2 epochs of one batch
+    assert (
+        state(models / "refine" / "latest_checkpoint_epoch=2.pt")["trainer"]["iteration"] == 2
+    )  # 1 batch/epoch
     assert list((root / "runs" / "refine").glob("events.out.tfevents.*"))
 
     out = tmp_path / "synth"
@@ -279,7 +251,7 @@ def test_penet_refine_trains_registration_then_refines_the_generators(penet_trai
 def test_penet_evaluation_report(penet_trained, penet_data):
     run_bundle(
         penet_trained,
-        config("acis_penet", "evaluate"),
+        config("acis_penet", "train", "evaluate"),
         "evaluating",
         penet_trained,
         dataset_dir=str(penet_data),
@@ -458,9 +430,8 @@ def test_network_def_passes_verify_net_in_out(tmp_path):
 def test_metadata_is_valid_and_matches_the_configs(bundle):
     from monai.bundle import verify_metadata
 
-    schema = REPO.parent / "shared" / "schemas" / "meta_schema_20240725.json"
-    if not schema.is_file():
-        pytest.skip(f"schema {schema} is absent (../shared ships beside the repository)")
+    from anatosynth_components.packaging import META_SCHEMA as schema
+
     meta_file = BUNDLES / bundle / "configs" / "metadata.json"
     verify_metadata(meta_file=str(meta_file), filepath=str(schema))
     meta = json.loads(meta_file.read_text())
@@ -491,7 +462,7 @@ def test_bundles_differ_only_in_data_and_dimensionality():
         "num_points",
         "batch_size",
         "volume_transforms",
-        "sample_transforms",
+        "label_transforms",
         "train",
         "validate",
         "refine",

@@ -4,17 +4,14 @@ whose working directory is outside the repository, with tiny overrides (CPU, 32 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from bundle_runs import BUNDLES, PYTHON, config, run_bundle, state
 
 from anatosynth_components.atomic import write_nifti
 from anatosynth_components.data.demo.generate import generate_demo
@@ -22,8 +19,6 @@ from anatosynth_components.data.label_tables import get_label_table
 from anatosynth_components.data.remap_labels import remap_labels
 from anatosynth_components.errors import find_cause
 
-BUNDLES = REPO / "bundles"
-PYTHON = sys.executable
 TINY = {
     "spatial_size": "[32,32]",
     "num_slices": "4",
@@ -39,33 +34,6 @@ TINY = {
     "stack_batch_size": "8",
 }
 NET_KEYS = ("spatial_size", "num_slices", "base_channels", "channel_mults", "stack_batch_size")
-
-
-def config(bundle: str, *names: str) -> str:
-    files = [str(BUNDLES / bundle / "configs" / f"{n}.json") for n in names]
-    return files[0] if len(files) == 1 else repr(files)
-
-
-def run_bundle(
-    cwd: Path,
-    config_file: str,
-    run_id: str = "run",
-    root: Path | None = None,
-    check: bool = True,
-    launcher: tuple[str, ...] = (PYTHON,),
-    **overrides: str,
-) -> subprocess.CompletedProcess:
-    """``python -m monai.bundle run <run_id> --config_file ... [--bundle_root root] --key value ...``."""
-    cmd = [*launcher, "-m", "monai.bundle", "run", run_id, "--config_file", config_file]
-    if root is not None:
-        cmd += ["--bundle_root", str(root)]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", str(value)]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
 
 
 def net_overrides(**extra: str) -> dict[str, str]:
@@ -87,10 +55,6 @@ def trained(tmp_path_factory, tiny_brain) -> Path:
         root, config("anatomask_oasis", "train"), "training", root, dataset_dir=str(tiny_brain), **TINY
     )
     return root
-
-
-def state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def test_train_writes_checkpoints_and_resume_continues(tmp_path):
@@ -116,7 +80,7 @@ def test_train_writes_checkpoints_and_resume_continues(tmp_path):
     assert "best model so far: " in second.stdout + second.stderr
     record = json.loads((root / "models" / "model.pt.best.json").read_text())
     assert record["metric"] == "val_psnr" and record["epoch"] in (1, 2)
-    assert not (root / "models" / "latest_checkpoint_epoch=1.pt").exists()
+    assert (root / "models" / "latest_checkpoint_epoch=1.pt").exists()  # the previous one is kept
     two = state(root / "models" / "latest_checkpoint_epoch=2.pt")
     assert two["trainer"]["iteration"] == 2 * per_epoch
     # Adam continued from the saved moments: a fresh optimizer would count only one epoch of steps
@@ -159,7 +123,7 @@ def test_same_seed_gives_identical_checkpoints_in_both_command_forms(tmp_path, t
 
 
 def test_evaluate_writes_per_subject_metrics(trained, tiny_brain):
-    out = run_bundle(trained, config("anatomask_oasis", "evaluate"), "evaluating", trained,
+    out = run_bundle(trained, config("anatomask_oasis", "train", "evaluate"), "evaluating", trained,
                      dataset_dir=str(tiny_brain), **net_overrides())  # fmt: skip
     report = json.loads((trained / "eval" / "metrics.json").read_text())
     test_subjects = json.loads((trained / "runs" / "split.json").read_text())["subjects"]["test"]
@@ -302,9 +266,8 @@ def test_switches_typed_on_the_command_line_are_read_as_bools(tmp_path):
 def test_metadata_is_valid_against_the_model_zoo_schema(bundle):
     from monai.bundle import verify_metadata
 
-    schema = REPO.parent / "shared" / "schemas" / "meta_schema_20240725.json"
-    if not schema.is_file():
-        pytest.skip(f"schema {schema} is absent (../shared ships beside the repository)")
+    from anatosynth_components.packaging import META_SCHEMA as schema
+
     meta_file = BUNDLES / bundle / "configs" / "metadata.json"
     verify_metadata(meta_file=str(meta_file), filepath=str(schema))  # raises on any violation
     meta = json.loads(meta_file.read_text())

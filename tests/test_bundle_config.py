@@ -1,9 +1,16 @@
-"""The data layer wired by a MONAI bundle config (``monai.bundle.ConfigParser``), as bundles use it."""
+"""Bundle configs: the data layer wired by a config (``monai.bundle.ConfigParser``), and the rules that keep
+the bundles' config files free of copies (evaluate.json an overlay, inference.json equal where it repeats)."""
 
 from __future__ import annotations
 
+import copy
+import json
+import subprocess
+import sys
+
 import numpy as np
-from conftest import write_learn2reg_tree
+import pytest
+from conftest import REPO, write_learn2reg_tree
 from monai.bundle import ConfigParser
 
 from anatosynth_components.data.label_tables import OASIS35_LABELS
@@ -30,7 +37,15 @@ def test_config_builds_the_training_dataset(tmp_path, real_brain):
                 "table": "aseg_to_oasis35",
             },
             {"_target_": "anatosynth_components.data.ValidateVolumed", "label_ids": "$range(1, 36)"},
-            {"_target_": "anatosynth_components.data.PercentileScaled", "keys": "image"},
+            {
+                "_target_": "ScaleIntensityRangePercentilesd",
+                "keys": "image",
+                "lower": 0.5,
+                "upper": 99.5,
+                "b_min": 0.0,
+                "b_max": 1.0,
+                "clip": True,
+            },
             {
                 "_target_": "anatosynth_components.data.ResizeSlicesd",
                 "keys": ["image", "label"],
@@ -58,3 +73,62 @@ def test_config_builds_the_training_dataset(tmp_path, real_brain):
     assert len(stacks) == 2 and stacks[0]["image"].shape == (1, 3, 24, 24)
     assert stacks[0]["volume"].startswith("OASIS_") and stacks[0]["depth"] == vol.shape[2]
     assert (tmp_path / "run" / "split.json").is_file()
+
+
+BUNDLE_NAMES = ("anatomask_oasis", "anatomask_abdomen", "acis_tlobes", "acis_penet")
+#: keys inference.json may define differently from train.json: its own output folder, run section and
+#: closing message (everything else it shares, e.g. the network sizes, must be train.json's, or
+#: model.pt would not load)
+WORKFLOW_KEYS = {"output_dir", "run", "finalize"}
+
+
+def bundle_config(bundle: str, name: str) -> dict:
+    return json.loads((REPO / "bundles" / bundle / "configs" / f"{name}.json").read_text())
+
+
+def differing_shared_keys(train: dict, other: dict) -> list[str]:
+    return sorted(k for k in other if k in train and k not in WORKFLOW_KEYS and other[k] != train[k])
+
+
+@pytest.mark.parametrize("bundle", BUNDLE_NAMES)
+def test_inference_repeats_train_settings_exactly(bundle):
+    """inference.json stays self-contained (the zoo CI and MONAI Label read it alone), so it repeats
+    the network and data keys of train.json: every key both define must be the same."""
+    train, inference = bundle_config(bundle, "train"), bundle_config(bundle, "inference")
+    shared = {k for k in inference if k in train}
+    assert {"network_def", "network", "num_classes", "spatial_size", "device", "bundle_root"} <= shared
+    assert differing_shared_keys(train, inference) == []
+    changed = copy.deepcopy(inference)  # the check catches a changed network size
+    first = next(k for k in changed["network_def"] if k != "_target_")
+    changed["network_def"][first] = "@other"
+    assert differing_shared_keys(train, changed) == ["network_def"]
+
+
+@pytest.mark.parametrize("bundle", BUNDLE_NAMES)
+def test_evaluate_is_an_overlay_of_train(bundle):
+    """evaluate.json defines no network or data of its own: merged over train.json it evaluates the
+    validation workflow of training on the test split."""
+    train, evaluate = bundle_config(bundle, "train"), bundle_config(bundle, "evaluate")
+    assert not {"network_def", "network", "spatial_size", "num_classes", "volume_transforms"} & set(evaluate)
+    parser = ConfigParser()
+    parser.read_config(
+        [str(REPO / "bundles" / bundle / "configs" / f"{n}.json") for n in ("train", "evaluate")]
+    )
+    assert parser["network_def"] == train["network_def"]
+    assert parser["validate#dataset#data"] == "$@split['test']"
+    assert parser["run"] == parser["evaluating"] == ["$@validate#evaluator.run()"]
+
+
+def test_refine_overlay_run_alone_names_the_command(tmp_path):
+    """refine.json adds workflows to train.json; run alone it says how to run it (before MONAI would stop
+    at the first reference to a train.json key)."""
+    refine = REPO / "bundles" / "acis_penet" / "configs" / "refine.json"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "registration", "--config_file", str(refine),
+           "--bundle_root", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    expected = (
+        "configs/refine.json is an overlay of configs/train.json (it reuses its network, data and validation"
+        " settings): run both, base first: --config_file \"['configs/train.json','configs/refine.json']\""
+    )
+    assert expected in proc.stderr

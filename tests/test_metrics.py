@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from monai.metrics import SSIMMetric
+from monai.metrics import PSNRMetric, SSIMMetric
 
 from anatosynth_components.errors import ConfigError, DataError
 from anatosynth_components.metrics import (
@@ -15,7 +15,6 @@ from anatosynth_components.metrics import (
     LPIPSMetric,
     SliceSSIMMetric,
     STLPIPSMetric,
-    VolumePSNRMetric,
     lpips_status,
     stlpips_status,
     unavailable_metrics,
@@ -30,21 +29,22 @@ def _volumes(shape=(2, 1, 12, 13, 14), seed=0) -> tuple[torch.Tensor, torch.Tens
 
 
 def test_volume_psnr_matches_hand_computation():
+    """MONAI's PSNRMetric(max_val=1) is the per-volume PSNR over all voxels (what the bundles report)."""
     synthetic, real = _volumes()
     mse = ((synthetic.double() - real.double()) ** 2).reshape(2, -1).mean(1).numpy()
     expected = 10 * np.log10(1.0 / mse)
-    got = VolumePSNRMetric()(synthetic, real)
+    got = PSNRMetric(max_val=1.0)(synthetic, real)
     assert got.shape == (2, 1)
     np.testing.assert_allclose(got[:, 0].numpy(), expected, rtol=1e-5)
-    assert torch.isinf(VolumePSNRMetric()(real, real)).all()
+    assert torch.isinf(PSNRMetric(max_val=1.0)(real, real)).all()
 
 
 def test_volume_psnr_accepts_decollated_lists_and_aggregates():
     synthetic, real = _volumes()
-    metric = VolumePSNRMetric()
+    metric = PSNRMetric(max_val=1.0)
     metric(list(synthetic), list(real))  # channel-first volumes, as IgniteMetricHandler passes them
     np.testing.assert_allclose(
-        float(metric.aggregate()), float(VolumePSNRMetric()(synthetic, real).mean()), rtol=1e-6
+        float(metric.aggregate()), float(PSNRMetric(max_val=1.0)(synthetic, real).mean()), rtol=1e-6
     )
 
 
@@ -107,7 +107,7 @@ def test_flicker_scores_lower_than_smooth_error_of_same_mse():
     smooth_err = a * torch.tensor([1.0 if k < num_slices // 2 else -1.0 for k in range(num_slices)])
     flicker, smooth = real + flicker_err, real + smooth_err
     # the same voxel-wise error (a^2 everywhere), so the same PSNR ...
-    psnr = VolumePSNRMetric()
+    psnr = PSNRMetric(max_val=1.0)
     np.testing.assert_allclose(float(psnr(flicker, real)), float(psnr(smooth, real)), rtol=1e-5)
     np.testing.assert_allclose(float(psnr(flicker, real)), -10 * math.log10(a**2), rtol=1e-4)
     # ... but the flickering errors change by 2a at every slice, the smooth ones once in S - 1
@@ -119,7 +119,7 @@ def test_flicker_scores_lower_than_smooth_error_of_same_mse():
     assert float(coherence(flicker, real)) < float(coherence(smooth, real))
 
 
-@pytest.mark.parametrize("metric_cls", [VolumePSNRMetric, SliceSSIMMetric, CoherenceMetric])
+@pytest.mark.parametrize("metric_cls", [SliceSSIMMetric, CoherenceMetric])
 def test_bad_inputs_give_clear_errors(metric_cls):
     synthetic, real = _volumes()
     metric = metric_cls()

@@ -132,7 +132,7 @@ def test_monaibundle_app_serves_every_bundle(monailabel_python, tmp_path):
         )
         assert set(info["models"]) == set(NAMES)
         for name in NAMES:
-            assert info["models"][name]["version"] == "0.1.0"
+            assert info["models"][name]["version"] == "0.2.0"
             try:
                 body = infer(f"{base}/infer/{name}?image=case1&output=image", {"device": "cpu"})
             except urllib.error.HTTPError as err:

@@ -9,11 +9,10 @@ import pytest
 import torch
 from conftest import write_learn2reg_tree
 from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
-from monai.transforms import Compose
+from monai.transforms import Compose, ScaleIntensityRangePercentilesd
 
 from anatosynth_components.data import (
     LoadVolumed,
-    PercentileScaled,
     RandSliceStackd,
     RemapLabelsd,
     ResizeSlicesd,
@@ -40,7 +39,7 @@ def volume_transforms(spatial_size=(32, 32)):
         LoadVolumed(keys),
         RemapLabelsd("label", "aseg_to_oasis35"),
         ValidateVolumed(label_ids=range(1, 36)),
-        PercentileScaled("image"),
+        ScaleIntensityRangePercentilesd("image", lower=0.5, upper=99.5, b_min=0, b_max=1, clip=True),
         ResizeSlicesd(keys, spatial_size, axis=2),
     ]
 

@@ -425,6 +425,65 @@ def test_nd_canny_in_2d_agrees_with_skimage(real_ct):
     np.testing.assert_array_equal(canny_edges(axial), ref)  # "auto" in 2D is skimage
 
 
+def _hysteresis_reference(shape, weak, strong):
+    """skimage's morphological reconstruction of the strong voxels inside the weak ones with the full
+    3^n footprint: the 8 / 26-connected hysteresis of Canny."""
+    from skimage.morphology import reconstruction
+
+    seed, mask = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    seed.flat[strong], mask.flat[weak] = 1, 1
+    return reconstruction(seed, mask, method="dilation", footprint=np.ones((3,) * len(shape), bool)) > 0
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (24, 20, 16)])
+def test_hysteresis_equals_the_skimage_reference_on_random_sets(shape):
+    from anatosynth_components.acis.pseudomask.edges import _hysteresis
+
+    rng = np.random.default_rng(7)
+    for density in (0.15, 0.35, 0.6):  # below, near and above the percolation of the weak set
+        weak = np.flatnonzero(rng.random(shape) < density)
+        strong = weak[rng.random(weak.size) < 0.02]
+        ours = _hysteresis(shape, weak, strong)
+        np.testing.assert_array_equal(ours, _hysteresis_reference(shape, weak, strong))
+        assert 0 < ours.sum() <= weak.size
+    assert not _hysteresis(shape, weak, strong[:0]).any()  # no strong voxel, no edge
+
+
+@pytest.mark.parametrize("method", ["nd", "auto"])
+def test_hysteresis_equals_the_skimage_reference_on_a_phantom(method, monkeypatch):
+    """The weak and strong sets of a real-like CT (the chest phantom), captured inside canny_nd."""
+    from anatosynth_components.acis.pseudomask import edges as edges_module
+    from anatosynth_components.data.demo.chest import chest_phantom
+
+    seen = []
+    original = edges_module._hysteresis
+
+    def spy(shape, weak, strong):
+        seen.append((shape, weak, strong))
+        return original(shape, weak, strong)
+
+    monkeypatch.setattr(edges_module, "_hysteresis", spy)
+    volume = chest_phantom((48, 48, 32), 0).image.astype(np.float32)
+    image = volume if method == "auto" else np.ascontiguousarray(volume[:, :, 16])
+    out = canny_edges(image, method=method)
+    ((shape, weak, strong),) = seen
+    assert out.sum() > 100 and weak.size > strong.size > 0
+    np.testing.assert_array_equal(out, _hysteresis_reference(shape, weak, strong))
+
+
+def test_skimage_apply_hysteresis_threshold_is_not_canny_connectivity():
+    """Why ``_hysteresis`` is ours: skimage's joins face neighbours only, Canny joins diagonal ones."""
+    from skimage.filters import apply_hysteresis_threshold
+
+    from anatosynth_components.acis.pseudomask.edges import _hysteresis
+
+    image = np.zeros((5, 5))
+    image[0, 0], image[1, 1], image[2, 2] = 2.0, 1.0, 1.0  # a strong pixel and a diagonal weak chain
+    weak, strong = np.flatnonzero(image > 0.5), np.flatnonzero(image > 1.5)
+    assert _hysteresis(image.shape, weak, strong).sum() == 3
+    assert apply_hysteresis_threshold(image, 0.5, 1.5).sum() == 1
+
+
 def test_squared_gradient_is_four_times_the_central_difference_magnitude():
     from anatosynth_components.acis.pseudomask.edges import _squared_gradient
 

@@ -20,12 +20,12 @@ import pytest
 import torch
 from conftest import REPO
 
-from anatosynth_components.packaging import bundle_problems, read_large_files
+from anatosynth_components.packaging import META_SCHEMA, bundle_problems, read_large_files
 from anatosynth_components.packaging.export import check_export, parse_inference
 
 BUNDLES = REPO / "bundles"
 NAMES = ["anatomask_oasis", "anatomask_abdomen", "acis_penet", "acis_tlobes"]
-SCHEMA = REPO.parent / "shared" / "schemas" / "meta_schema_20240725.json"
+SCHEMA = META_SCHEMA  # the zoo's metadata schema, shipped in the package
 ANATOMASK_TINY = {"spatial_size": [32, 32], "num_slices": 4, "base_channels": 8, "channel_mults": [4, 2, 1]}
 ACIS_TINY = {
     "pm_channels": [16, 8],
@@ -73,12 +73,9 @@ def tiny_bundle(name: str, dest: Path, seed: int = 0) -> Path:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_bundles_meet_the_zoo_rules(name):
-    schema = SCHEMA if SCHEMA.is_file() else None
-    assert bundle_problems(BUNDLES / name, schema) == []
-    if schema is None:
-        pytest.skip(f"schema {SCHEMA} is absent (../shared ships beside the repository): keys checked only")
+    assert bundle_problems(BUNDLES / name) == []  # the metadata validated against the shipped schema
     meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
-    assert meta["required_packages_version"]["anatosynth-components"] == "0.1.0"
+    assert meta["required_packages_version"]["anatosynth-components"] == "0.2.0"
     assert read_large_files(BUNDLES / name / "large_files.yml") == []  # no weights are published yet
     # trained weights (all over 25 MB at the default size) are never committed
     weights = [f"bundles/{name}/models/model.pt", f"bundles/{name}/models/model.ts"]
@@ -103,7 +100,7 @@ def test_rule_breaks_are_named(tmp_path):
     problems = bundle_problems(root)
     assert problems == [
         f"{root}/LICENSE: missing",
-        f"{root}/configs/metadata.json: version 0.1.0 is not a key of 'changelog'",
+        f"{root}/configs/metadata.json: version 0.2.0 is not a key of 'changelog'",
         f"{root}/configs/metadata.json: 'required_packages_version' does not pin anatosynth-components",
         f"{root}/configs/inference.json: no key 'inferer'",
         f"{root}/configs/train.json: no key 'train#handlers'",

@@ -14,6 +14,7 @@ from anatosynth_components.data import (
     LoadVolumed,
     ValidateVolumed,
     detect_layout,
+    read_datalist,
     read_dataset,
     read_learn2reg,
     read_neurite_oasis,
@@ -117,6 +118,66 @@ def test_datalist_real_ct_lobes(tmp_path, real_ct):
     d = ValidateVolumed(label_ids=index.labels)(LoadVolumed(["image", "label"])(index.items[0]))
     # the crop holds four of the five lobes (no right upper lobe) and no heart
     assert set(np.unique(d["label"].numpy()).tolist()) == {0, 1, 2, 4, 5}
+
+
+def test_datalist_resolves_paths_like_monai_and_keeps_other_fields(tmp_path):
+    from monai.data import load_decathlon_datalist
+
+    write_nifti(tmp_path / "sub01" / "ct.nii.gz", np.zeros((2, 2, 2), np.float32), np.eye(4))
+    write_nifti(tmp_path / "sub01" / "seg.nii.gz", np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    doc = {"labels": {"0": "background", "1": "lung"},
+           "training": [{"image": "./sub01/ct.nii.gz", "label": "sub01/seg.nii.gz", "subject": "sub01",
+                         "fold": 2}]}  # fmt: skip
+    write_json(tmp_path / "dataset.json", doc)
+    index = read_datalist(tmp_path)
+    (item,) = index.items
+    monai_item = load_decathlon_datalist(tmp_path / "dataset.json")[0]
+    assert item["image"] == monai_item["image"] == str(tmp_path / "sub01" / "ct.nii.gz")
+    assert item["label"] == monai_item["label"] == str(tmp_path / "sub01" / "seg.nii.gz")
+    # MONAI makes a path of any field naming an existing file or folder; the subject stays an id
+    assert monai_item["subject"] == str(tmp_path / "sub01")
+    assert (item["subject"], item["fold"], item["volume"]) == ("sub01", 2, "ct")
+    assert index.labels == {1: "lung"} and index.subjects == ["sub01"] and index.layout == "datalist"
+    other = tmp_path / "elsewhere"
+    write_nifti(other / "sub01" / "ct.nii.gz", np.zeros((2, 2, 2), np.float32), np.eye(4))
+    write_nifti(other / "sub01" / "seg.nii.gz", np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    assert read_datalist(tmp_path, base_dir=other).items[0]["image"] == str(other / "sub01" / "ct.nii.gz")
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"validation": []}, r"dataset.json: key 'training' is missing or is not a list"),
+        ({"training": {"image": "a.nii.gz"}}, r"dataset.json: key 'training' is missing or is not a list"),
+        ({"training": [{"label": "a.nii.gz"}]},
+         r"dataset.json: entry \{'label': 'a.nii.gz'\} of 'training' has no 'image'"),
+        ({"training": ["a.nii.gz"]}, r"dataset.json: entry 'a.nii.gz' of 'training' has no 'image'"),
+        ({"training": [{"image": ""}]}, r"dataset.json: image entry '' is not a path"),
+        ({"training": [{"image": "a.nii.gz", "label": 3}]}, r"dataset.json: label entry 3 is not a path"),
+        ({"training": [{"image": "a.nii.gz", "label": "b.nii.gz"}]},
+         r"dataset.json lists label 'b.nii.gz', but .*/b.nii.gz does not exist"),
+        ({"training": []}, r"dataset.json: the dataset holds no usable image"),
+    ],
+)  # fmt: skip
+def test_datalist_errors_name_the_file_and_the_entry(tmp_path, doc, message):
+    write_nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32), np.eye(4))
+    write_json(tmp_path / "dataset.json", doc)
+    with pytest.raises(DataError, match=message):
+        read_datalist(tmp_path / "dataset.json")
+
+
+def test_datalist_empty_test_list_is_named(tmp_path):
+    write_json(tmp_path / "dataset.json", {"training": [], "test": []})
+    with pytest.raises(DataError, match=r"dataset.json: the dataset holds no usable image"):
+        read_datalist(tmp_path, key="test")
+
+
+def test_datalist_missing_or_malformed_file_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"nope.json: file not found"):
+        read_datalist(tmp_path / "nope.json")
+    (tmp_path / "dataset.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"dataset.json: not valid JSON"):
+        read_datalist(tmp_path)
 
 
 def _penet_tree(tmp_path, volumes, phases=None):

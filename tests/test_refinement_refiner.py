@@ -13,7 +13,8 @@ from monai.utils import set_determinism
 from torch import nn
 
 import anatosynth_components.acis.refinement.refiner as refiner_module
-from anatosynth_components.acis.refinement import AcisRefiner, DiffeomorphicRegistration, save_objects
+from anatosynth_components.acis.refinement import AcisRefiner, DiffeomorphicRegistration
+from anatosynth_components.engines import latest_checkpoint
 from anatosynth_components.errors import ConfigError, DataError
 
 SIZE = 16
@@ -69,7 +70,7 @@ def registration() -> DiffeomorphicRegistration:
 def make_refiner(loader, gens, reg, tmp_path, max_epochs=15, lr=1e-2, **kwargs) -> AcisRefiner:
     ckpt = tmp_path / "registration.pt"
     if not ckpt.exists():
-        save_objects(ckpt, {"network": reg})
+        torch.save(reg.state_dict(), ckpt)
     params = [p for g in gens.values() for p in g.parameters()]
     return AcisRefiner("cpu", max_epochs, loader, **gens, registration_network=reg,
                        optimizer=torch.optim.Adam(params, lr), registration_checkpoint=str(ckpt),
@@ -104,9 +105,12 @@ def test_refinement_lowers_the_uncertainty_it_optimises(real_ct, tmp_path):
     assert out["pred"].shape == out["image"].shape == (8, 1, SIZE, SIZE) and 0 <= out["pred"].min()
     assert out["pred_label"].max() < 3 and out["uncertainty_map"].shape == (8, 1, SIZE, SIZE)
     assert set(refiner.state.metrics) == {
-        "uncertainty", "uncertainty_image", "uncertainty_annotation", "reward", "baseline", "loss"
+        "mean_uncertainty", "mean_uncertainty_image", "mean_uncertainty_annotation", "mean_reward",
+        "mean_baseline", "mean_loss",
     }  # fmt: skip
-    assert refiner.state.metrics["uncertainty"] == pytest.approx(np.mean(u[-3:]))  # the last epoch's mean
+    assert refiner.state.metrics["mean_uncertainty"] == pytest.approx(
+        np.mean(u[-3:])
+    )  # the last epoch's mean
 
 
 def test_image_only_reward_lowers_the_image_uncertainty(real_ct, tmp_path):
@@ -183,7 +187,7 @@ def test_bad_configuration_and_data_are_errors(real_ct, tmp_path):
     with pytest.raises(ConfigError, match="model and model_file"):
         make_refiner([], gens, reg, tmp_path, model_file=str(tmp_path / "model.pt"))
     batch = ct_batches(real_ct, batch=2, count=1)[0]
-    with pytest.raises(DataError, match=r"label ids \[5\] are outside the trained label set 0..2"):
+    with pytest.raises(DataError, match=r"batch 'label': label ids \[5\] are outside 0..2"):
         make_refiner(
             [{"image": batch["image"], "label": batch["label"] * 0 + 5}], gens, reg, tmp_path, 1
         ).run()
@@ -195,13 +199,14 @@ def test_bad_configuration_and_data_are_errors(real_ct, tmp_path):
 def test_checkpoint_and_resume(real_ct, tmp_path):
     set_determinism(3)
     loader = ct_batches(real_ct, batch=4, count=2)
-    state_file = str(tmp_path / "refine_state.pt")
+    state_dir = str(tmp_path / "refine")
     gens = generators()
     model = nn.ModuleDict(gens)
-    first = make_refiner(loader, gens, registration(), tmp_path, max_epochs=2, checkpoint_file=state_file,
+    first = make_refiner(loader, gens, registration(), tmp_path, max_epochs=2, checkpoint_dir=state_dir,
                          model=model, model_file=str(tmp_path / "model.pt"))  # fmt: skip
     first.run()
-    state = torch.load(state_file, weights_only=True)
+    assert latest_checkpoint(state_dir).endswith("latest_checkpoint_epoch=2.pt")
+    state = torch.load(latest_checkpoint(state_dir), weights_only=True)
     assert set(state) == {
         "pm_generator",
         "annotation_generator",
@@ -213,11 +218,11 @@ def test_checkpoint_and_resume(real_ct, tmp_path):
     assert state["baseline"]["value"] == pytest.approx(first.baseline.value)
     saved_model = torch.load(tmp_path / "model.pt", weights_only=True)
     assert all(torch.equal(saved_model[k], v) for k, v in model.state_dict().items())
-    with pytest.raises(ConfigError, match="run once without resume"):
+    with pytest.raises(ConfigError, match="holds no latest_checkpoint_epoch=N.pt; train once without resume"):
         make_refiner(loader, generators(), registration(), tmp_path, 1, resume=True,
-                     checkpoint_file=str(tmp_path / "other.pt")).run()  # fmt: skip
+                     checkpoint_dir=str(tmp_path / "other")).run()  # fmt: skip
     fresh = generators()
-    second = make_refiner(loader, fresh, registration(), tmp_path, max_epochs=3, checkpoint_file=state_file,
+    second = make_refiner(loader, fresh, registration(), tmp_path, max_epochs=3, checkpoint_dir=state_dir,
                           resume=True)  # fmt: skip
     loaded = {}
     second.add_event_handler(
@@ -232,8 +237,8 @@ def test_checkpoint_and_resume(real_ct, tmp_path):
 
 
 def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
-    """The refine.json pattern of the package docstring, through MONAI's ConfigParser: the registration
-    workflow writes registration.pt, then the refiner loads it and runs."""
+    """The refine.json pattern, through MONAI's ConfigParser: the registration workflow writes
+    registration.pt, then the refiner loads it and runs."""
     from monai.bundle import ConfigParser
 
     set_determinism(4)
@@ -269,7 +274,8 @@ def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
                 "spatial_dims": 2,
                 "kernel_size": 5,
             },
-            "checkpoint_file": "@registration_file",
+            "checkpoint_dir": "$@ckpt_dir + '/registration'",
+            "model_file": "@registration_file",
         },
         "refiner": {
             "_target_": "anatosynth_components.acis.refinement.AcisRefiner",
@@ -283,7 +289,7 @@ def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
             "registration_checkpoint": "@registration_file",
             "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network.parameters()", "lr": 1e-3},
             "num_passes": 2,
-            "checkpoint_file": "$@ckpt_dir + '/refine_state.pt'",
+            "checkpoint_dir": "$@ckpt_dir + '/refine'",
             "model": "@network",
             "model_file": "$@ckpt_dir + '/model.pt'",
             "train_handlers": [{"_target_": "StatsHandler", "tag_name": "refine", "iteration_log": False}],
@@ -296,7 +302,30 @@ def test_config_wiring_as_in_the_package_docstring(real_ct, tmp_path):
     assert (tmp_path / "models" / "registration.pt").is_file()
     refiner = parser.get_parsed_content("refiner")
     refiner.run()
-    assert set(refiner.state.metrics) >= {"uncertainty", "reward", "baseline"}
-    assert (tmp_path / "models" / "refine_state.pt").is_file() and (
-        tmp_path / "models" / "model.pt"
-    ).is_file()
+    assert set(refiner.state.metrics) >= {"mean_uncertainty", "mean_reward", "mean_baseline"}
+    assert (tmp_path / "models" / "refine" / "latest_checkpoint_epoch=1.pt").is_file()
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def test_refiner_and_registration_trainer_run_under_bf16_autocast(real_ct, tmp_path):
+    """amp "bf16": the registration trainer and the refiner run their networks under autocast; the
+    policy's log-density and the Eq. 3 reward stay float32 and finite."""
+    from anatosynth_components.acis.refinement import RegistrationLoss, RegistrationTrainer
+
+    set_determinism(5)
+    loader = ct_batches(real_ct, batch=4, count=1)
+    reg = registration()
+    trainer = RegistrationTrainer("cpu", 1, loader, reg, torch.optim.Adam(reg.parameters(), 1e-3),
+                                  RegistrationLoss(2, kernel_size=3), amp="bf16",
+                                  model_file=str(tmp_path / "registration.pt"))  # fmt: skip
+    trainer.run()
+    assert trainer.precision.dtype == torch.bfloat16
+    assert all(np.isfinite(v) for v in trainer.state.output["losses"].values())
+    refiner = make_refiner(loader, generators(), reg, tmp_path, max_epochs=1, amp="bf16")
+    log_probs = []
+    original = refiner.policy.sample
+    refiner.policy.sample = lambda z: log_probs.append(original(z)) or log_probs[-1]
+    refiner.run()
+    assert log_probs[0].log_prob.dtype == torch.float32 and log_probs[0].image.dtype == torch.float32
+    values = refiner.state.output["losses"]
+    assert all(np.isfinite(v) for v in values.values()) and values["uncertainty"] > 0

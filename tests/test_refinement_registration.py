@@ -10,14 +10,15 @@ from ignite.engine import Events
 from monai.utils import set_determinism
 
 from anatosynth_components.acis.refinement import (
+    REGISTRATION_HINT,
     DiffeomorphicRegistration,
     RegistrationLoss,
     RegistrationTrainer,
     folding_fraction,
     jacobian_determinant,
-    load_network,
     mc_dropout,
 )
+from anatosynth_components.engines import latest_checkpoint, load_network
 from anatosynth_components.errors import ConfigError, DataError
 
 TINY = {"channels": (8, 8, 8, 8), "final_conv_channels": (8,)}
@@ -176,23 +177,27 @@ def test_registration_training_lowers_the_loss_on_real_ct(real_ct, tmp_path):
     loss = RegistrationLoss(2, kernel_size=5, lambda_reg=1.0, lambda_dice=0.1)
     ckpt = tmp_path / "registration.pt"
     opt = torch.optim.Adam(net.parameters(), 3e-3)
-    trainer = RegistrationTrainer("cpu", 60, loader, net, opt, loss, num_classes=3, checkpoint_file=str(ckpt))
+    trainer = RegistrationTrainer("cpu", 60, loader, net, opt, loss, num_classes=3,
+                                  checkpoint_dir=tmp_path / "registration", model_file=str(ckpt))  # fmt: skip
     outputs = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(e.state.output))
     trainer.run()
-    assert set(trainer.state.metrics) == {"loss", "similarity", "regularization", "dice", "folding"}
-    assert trainer.state.metrics["folding"] == 0.0
+    metrics = {"mean_loss", "mean_similarity", "mean_regularization", "mean_dice", "mean_folding"}
+    assert set(trainer.state.metrics) == metrics
+    assert trainer.state.metrics["mean_folding"] == 0.0
     assert outputs[-1]["pred"].shape == (5, 1, 32, 32) and not outputs[-1]["pred"].requires_grad
     held_out = list(range(1, 30, 3))
     for slices in (train, held_out):
         pairs = [(slices[i], slices[i + 1]) for i in range(len(slices) - 1)]
         before, after = _similarity_on(net, loss, image, pairs)
         assert after < before - 0.008, (slices, before, after)
-    state = torch.load(ckpt, weights_only=True)
+    state = torch.load(latest_checkpoint(tmp_path / "registration"), weights_only=True)
     assert set(state) == {"network", "optimizer", "trainer"}
     assert state["trainer"]["iteration"] == 120 and state["trainer"]["epoch_length"] == 2
     fresh = load_network(
-        DiffeomorphicRegistration(2, channels=(16, 32, 32, 32), final_conv_channels=(8,)), ckpt
+        DiffeomorphicRegistration(2, channels=(16, 32, 32, 32), final_conv_channels=(8,)),
+        ckpt,
+        REGISTRATION_HINT,
     )
     for a, b in zip(fresh.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -202,15 +207,15 @@ def test_registration_trainer_resumes_and_rejects_bad_input(real_ct, tmp_path):
     set_determinism(1)
     image, label = ct_slices(real_ct, size=16)
     loader = [{"image": image[:4], "label": label[:4]}]
-    ckpt = str(tmp_path / "registration.pt")
+    ckpt = str(tmp_path / "registration")
 
     def make(max_epochs, resume=False, data=loader, **kw):
         net = DiffeomorphicRegistration(2, **TINY)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         return RegistrationTrainer("cpu", max_epochs, data, net, opt, RegistrationLoss(2, kernel_size=3),
-                                   checkpoint_file=ckpt, resume=resume, **kw)  # fmt: skip
+                                   checkpoint_dir=ckpt, resume=resume, **kw)  # fmt: skip
 
-    with pytest.raises(ConfigError, match="run once without resume"):
+    with pytest.raises(ConfigError, match="holds no latest_checkpoint_epoch=N.pt; train once without resume"):
         make(1, resume=True).run()
     first = make(2)
     first.run()
@@ -233,13 +238,19 @@ def test_load_network_errors_name_the_file(tmp_path):
     net = DiffeomorphicRegistration(2, **TINY)
     missing = tmp_path / "registration.pt"
     with pytest.raises(ConfigError, match=r"registration\.pt: checkpoint not found; train the registration"):
-        load_network(net, missing)
+        load_network(net, missing, REGISTRATION_HINT)
     missing.write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="cannot read the checkpoint"):
-        load_network(net, missing)
+        load_network(net, missing, REGISTRATION_HINT)
     torch.save({"model": net.state_dict()}, missing)
     with pytest.raises(DataError, match="no 'network' entry"):
-        load_network(net, missing)
-    torch.save({"network": DiffeomorphicRegistration(3, **TINY).state_dict()}, missing)
+        load_network(net, missing, REGISTRATION_HINT, key="network")
+    torch.save(DiffeomorphicRegistration(3, **TINY).state_dict(), missing)
     with pytest.raises(ConfigError, match="do not fit the configured network"):
-        load_network(net, missing)
+        load_network(net, missing, REGISTRATION_HINT)
+    # a registration.pt of the earlier format (a training state) is read through its network entry
+    other = DiffeomorphicRegistration(2, **TINY)
+    torch.save({"network": other.state_dict(), "optimizer": {}, "trainer": {"iteration": 3}}, missing)
+    loaded = load_network(net, missing, REGISTRATION_HINT)
+    pairs = zip(loaded.state_dict().values(), other.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)

@@ -14,6 +14,7 @@ from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator
 from monai.handlers import IgniteMetricHandler, from_engine
 from monai.inferers import SimpleInferer
+from monai.metrics import PSNRMetric
 
 from anatosynth_components.anatomask.report import SynthesisReport
 from anatosynth_components.errors import ConfigError, DataError
@@ -21,7 +22,6 @@ from anatosynth_components.metrics import (
     METRIC_DEFINITIONS,
     CoherenceMetric,
     SliceSSIMMetric,
-    VolumePSNRMetric,
     unavailable_metrics,
 )
 
@@ -60,7 +60,7 @@ def _evaluator(data, report: SynthesisReport) -> SupervisedEvaluator:
         val_data_loader=DataLoader(Dataset(data), batch_size=2, shuffle=False),  # 2 iterations: 2 + 1
         network=LabelToImage(),
         inferer=SimpleInferer(),
-        key_val_metric={"psnr": _handler(VolumePSNRMetric())},
+        key_val_metric={"psnr": _handler(PSNRMetric(max_val=1.0))},
         additional_metrics={
             "ssim": _handler(SliceSSIMMetric(slice_axis=2)),
             "coherence": _handler(CoherenceMetric(slice_axis=2)),
@@ -86,7 +86,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, caplog):
     for item in data:
         pred, real = LabelToImage()(item["image"])[None], item["label"][None]
         direct[item["subject"]] = {
-            "psnr": float(VolumePSNRMetric()(pred, real)),
+            "psnr": float(PSNRMetric(max_val=1.0)(pred, real)),
             "ssim": float(SliceSSIMMetric()(pred, real)),
             "coherence": float(CoherenceMetric()(pred, real)),
         }

@@ -71,7 +71,7 @@ def test_missed_class_scores_the_volume_diagonal():
     diagonal = math.sqrt(6**2 + 16**2 + 5**2)
     assert scores["msd_per_class"] == [0.0, pytest.approx(diagonal)]
     assert scores["missed"] == 1
-    with pytest.raises(DataError, match="outside 0..2"):
+    with pytest.raises(DataError, match=r"prediction: label ids \[3, 4\] are outside 0..2 \(num_classes=3\)"):
         segmentation_scores(_labels(pred + 3), _labels(gt), num_classes=3, spacing=(1, 1, 1))
 
 

@@ -18,7 +18,7 @@ from anatosynth_components import cli
 from anatosynth_components.atomic import write_json, write_nifti
 from anatosynth_components.data.demo.generate import generate_demo
 from anatosynth_components.errors import DataError, find_cause
-from anatosynth_components.experiments import reconstruction
+from anatosynth_components.experiments import reconstruction, training
 
 SETTINGS = {
     "tasks": ["sr2", "blur2", "noise0.2"],
@@ -97,9 +97,7 @@ def test_reconstruction_grid_and_table(tiny):
 
 def test_reconstruction_rerun_computes_nothing(tiny, stand_in, capsys, monkeypatch):
     out, _ = tiny
-    monkeypatch.setattr(
-        reconstruction, "train_fixed_iterations", lambda *a, **k: pytest.fail("retrained a cell")
-    )
+    monkeypatch.setattr(training, "train_fixed_iterations", lambda *a, **k: pytest.fail("retrained a cell"))
     assert cli.main(_args(out, stand_in)) == 0
     assert "0 cell(s) computed, 24 reused" in capsys.readouterr().out
     assert cli.main(_args(out, stand_in, "--set", "iterations=3")) == 2  # another configuration, same folder

@@ -4,7 +4,8 @@ The paper "implement[s] an annotation generator to synthesize the multilabel seg
 annotations [9]" from the pseudo-mask, without giving its architecture.  It is a segmentation
 network of the pseudo-mask, so this is MONAI's ``UNet`` (residual units, instance norm) with one input
 channel and ``num_classes`` output logits (background 0 included); a subclass only to fix the channels
-and keep the class count on the module.
+and keep the class count on the module.  :class:`ClassUNet` is what it shares with the image
+generator: a MONAI ``UNet`` whose input and output channels follow from ``num_classes``.
 
 Example::
 
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from monai.networks.layers import Norm
 from monai.networks.nets import UNet
 
-from anatosynth_components.acis.shapes import check_channels, check_spatial_dims
+from anatosynth_components.checks import check_channels, check_spatial_dims
 from anatosynth_components.errors import ConfigError
 
 
@@ -33,21 +34,27 @@ def default_strides(channels: Sequence[int], strides: Sequence[int] | None) -> t
     return out
 
 
-class AnnotationGenerator(UNet):
-    """Pseudo-mask (B, 1, *S) -> annotation logits (B, num_classes, *S).
+class ClassUNet(UNet):
+    """A MONAI ``UNet`` whose channels in and out follow from ``num_classes`` (:meth:`io_channels`);
+    the checks and defaults the ACIS generators share.  Subclasses set :attr:`name` (for the error
+    messages), :attr:`default_channels` and :meth:`io_channels`.
 
     Args:
         spatial_dims: 2 or 3.
-        num_classes: classes including background 0 (TLobes: 7 = background, 5 lobes, heart).
-        channels, strides, num_res_units, norm, dropout: as MONAI ``UNet``; ``S`` must be divisible by
-            the product of ``strides``.
+        num_classes: classes including background 0.
+        channels: U-Net channels per level (``None``: :attr:`default_channels`).
+        strides, num_res_units, norm, dropout: as MONAI ``UNet`` (stride 2 between levels by default);
+            ``S`` must be divisible by the product of ``strides``.
     """
+
+    name = "U-Net"
+    default_channels: tuple[int, ...] = ()
 
     def __init__(
         self,
         spatial_dims: int,
         num_classes: int,
-        channels: Sequence[int] = (32, 64, 128, 256, 512),
+        channels: Sequence[int] | None = None,
         strides: Sequence[int] | None = None,
         num_res_units: int = 2,
         norm: str | tuple = Norm.INSTANCE,
@@ -55,11 +62,14 @@ class AnnotationGenerator(UNet):
     ) -> None:
         if int(num_classes) < 2:
             raise ConfigError(f"num_classes must be >= 2 (background and one label), got {num_classes}")
-        channels = check_channels(channels, "annotation generator channels")
+        channels = check_channels(
+            self.default_channels if channels is None else channels, f"{self.name} channels"
+        )
+        in_channels, out_channels = self.io_channels(int(num_classes))
         super().__init__(
             spatial_dims=check_spatial_dims(spatial_dims),
-            in_channels=1,
-            out_channels=int(num_classes),
+            in_channels=in_channels,
+            out_channels=out_channels,
             channels=channels,
             strides=default_strides(channels, strides),
             num_res_units=int(num_res_units),
@@ -67,3 +77,27 @@ class AnnotationGenerator(UNet):
             dropout=float(dropout),
         )
         self.num_classes = int(num_classes)
+
+    @staticmethod
+    def io_channels(num_classes: int) -> tuple[int, int]:
+        """(input, output) channels for ``num_classes``."""
+        raise NotImplementedError
+
+
+class AnnotationGenerator(ClassUNet):
+    """Pseudo-mask (B, 1, *S) -> annotation logits (B, num_classes, *S).
+
+    Args:
+        spatial_dims: 2 or 3.
+        num_classes: classes including background 0 (TLobes: 7 = background, 5 lobes, heart).
+        channels: default ``(32, 64, 128, 256, 512)``.
+        strides, num_res_units, norm, dropout: as MONAI ``UNet``; ``S`` must be divisible by the
+            product of ``strides``.
+    """
+
+    name = "annotation generator"
+    default_channels = (32, 64, 128, 256, 512)
+
+    @staticmethod
+    def io_channels(num_classes: int) -> tuple[int, int]:
+        return 1, num_classes

@@ -17,9 +17,8 @@ import nibabel as nib
 import numpy as np
 
 from anatosynth_components.data.dataset_index import DatasetIndex
+from anatosynth_components.data.file_names import is_nifti
 from anatosynth_components.errors import DataError
-
-NIFTI = (".nii", ".nii.gz")
 
 
 def _header(path: str) -> tuple[tuple[int, ...], np.ndarray]:
@@ -39,7 +38,7 @@ def check_headers(index: DatasetIndex, affine_atol: float = 1e-3) -> DatasetInde
         image, label = item.get("image"), item.get("label")
         if not (isinstance(image, str) and isinstance(label, str)):
             continue
-        if not (image.endswith(NIFTI) and label.endswith(NIFTI)):
+        if not (is_nifti(image) and is_nifti(label)):
             continue
         (ishape, iaffine), (lshape, laffine) = _header(image), _header(label)
         if ishape != lshape:

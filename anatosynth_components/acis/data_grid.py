@@ -27,6 +27,7 @@ from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 
 from anatosynth_components.atomic import write_json
+from anatosynth_components.checks import check_interval
 from anatosynth_components.data.dataset_index import read_json
 from anatosynth_components.errors import ConfigError, DataError
 
@@ -71,7 +72,8 @@ class DataGridWriter:
         hu_window: Sequence[float] = (-1000.0, 600.0),
         image_key: str = "image",
     ) -> None:
-        self.path, self.label_names, self.hu_window = Path(path), label_names, hu_window
+        self.path, self.label_names = Path(path), label_names
+        self.hu_window = check_interval("hu_window", hu_window)
         self.image_key = image_key
         self._done = False
 

@@ -14,17 +14,17 @@ can score image PSNR / SSIM against ``x`` and annotation Dice against ``y``.  MO
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from ignite.engine import Engine
 from monai.engines import Evaluator
 from monai.networks.utils import eval_mode
+from monai.utils import convert_to_tensor
 
 from anatosynth_components.acis.one_hot import hard_one_hot, label_one_hot
 from anatosynth_components.acis.pair_generator import AcisPairGenerator
-from anatosynth_components.acis.step import plain
 from anatosynth_components.engines.modules import unwrap
 
 
@@ -32,9 +32,10 @@ class AcisEvaluator(Evaluator):
     """Evaluate an :class:`AcisPairGenerator` on batches ``{"image", "label", "pseudo_mask"}``.
 
     Args:
-        device, val_data_loader, postprocessing, key_val_metric, additional_metrics, val_handlers,
-        epoch_length, non_blocking, decollate: as MONAI's ``Evaluator``.
+        device, val_data_loader: as MONAI's ``Evaluator``.
         network: the pair generator (or a DDP wrapper of it).
+        kwargs: the other arguments of MONAI's ``Evaluator`` (``key_val_metric``,
+            ``additional_metrics``, ``val_handlers``, ``postprocessing``, ``epoch_length``, ...).
 
     Example::
 
@@ -44,36 +45,21 @@ class AcisEvaluator(Evaluator):
     """
 
     def __init__(
-        self,
-        device: torch.device | str,
-        val_data_loader: Iterable,
-        network: AcisPairGenerator,
-        epoch_length: int | None = None,
-        non_blocking: bool = False,
-        postprocessing: Any = None,
-        key_val_metric: dict | None = None,
-        additional_metrics: dict | None = None,
-        val_handlers: Sequence | None = None,
-        decollate: bool = True,
+        self, device: torch.device | str, val_data_loader: Iterable, network: AcisPairGenerator, **kwargs: Any
     ) -> None:
-        super().__init__(
-            device=device,
-            val_data_loader=val_data_loader,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            postprocessing=postprocessing,
-            key_val_metric=key_val_metric,
-            additional_metrics=additional_metrics,
-            val_handlers=val_handlers,
-            decollate=decollate,
-        )
+        super().__init__(device=device, val_data_loader=val_data_loader, **kwargs)
         self.network = network
 
     def _iteration(self, engine: Engine, batchdata: dict[str, Any]) -> dict[str, Any]:
         move = {"device": engine.state.device, "non_blocking": engine.non_blocking}
-        image = plain(batchdata["image"]).to(**move).float()
-        labels = plain(batchdata["label"]).to(**move).long()
-        pm = plain(batchdata["pseudo_mask"]).to(**move).float()
+        image, labels, pm = (
+            convert_to_tensor(batchdata[key], track_meta=False).to(dtype=dtype, **move)
+            for key, dtype in (
+                ("image", torch.float32),
+                ("label", torch.long),
+                ("pseudo_mask", torch.float32),
+            )
+        )
         net = unwrap(self.network)
         with eval_mode(net), torch.no_grad():
             logits = net.annotation_generator(pm)

@@ -25,7 +25,7 @@ from monai.networks.layers import Act, Norm
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
-from anatosynth_components.acis.shapes import check_spatial_dims
+from anatosynth_components.checks import check_spatial_dims
 
 
 class ImageDiscriminator(nn.Module):

@@ -21,50 +21,27 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from monai.networks.layers import Norm
-from monai.networks.nets import UNet
 
-from anatosynth_components.acis.annotation_generator import default_strides
-from anatosynth_components.acis.shapes import check_channels, check_spatial_dims
-from anatosynth_components.errors import ConfigError
+from anatosynth_components.acis.annotation_generator import ClassUNet
 
 
-class ImageGenerator(UNet):
+class ImageGenerator(ClassUNet):
     """``cat([pseudo-mask (B, 1, *S), annotation (B, num_classes, *S)], 1)`` -> image (B, 1, *S) in [0, 1].
 
     Args:
         spatial_dims: 2 or 3.
         num_classes: annotation channels (classes including background).
-        channels, strides, num_res_units, norm, dropout: as MONAI ``UNet``.
+        channels: default ``(64, 128, 256, 512, 512)``.
+        strides, num_res_units, norm, dropout: as MONAI ``UNet``.
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        num_classes: int,
-        channels: Sequence[int] = (64, 128, 256, 512, 512),
-        strides: Sequence[int] | None = None,
-        num_res_units: int = 2,
-        norm: str | tuple = Norm.INSTANCE,
-        dropout: float = 0.0,
-    ) -> None:
-        if int(num_classes) < 2:
-            raise ConfigError(f"num_classes must be >= 2 (background and one label), got {num_classes}")
-        channels = check_channels(channels, "image generator channels")
-        super().__init__(
-            spatial_dims=check_spatial_dims(spatial_dims),
-            in_channels=1 + int(num_classes),
-            out_channels=1,
-            channels=channels,
-            strides=default_strides(channels, strides),
-            num_res_units=int(num_res_units),
-            norm=norm,
-            dropout=float(dropout),
-        )
-        self.num_classes = int(num_classes)
+    name = "image generator"
+    default_channels = (64, 128, 256, 512, 512)
+
+    @staticmethod
+    def io_channels(num_classes: int) -> tuple[int, int]:
+        return 1 + num_classes, 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1 + num_classes, *S) -> (B, 1, *S) in [0, 1]."""

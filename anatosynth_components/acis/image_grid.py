@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ignite.engine import Engine, Events
-from monai.handlers.tensorboard_handlers import TensorBoardHandler
 
 from anatosynth_components.acis.panels import gray_panel, label_panel, rgb
+from anatosynth_components.handlers.image_grid import EpochImageGrid
 
 #: (output key, is a label map) in column order.
 COLUMNS = (
@@ -43,36 +42,13 @@ def grid_image(output: dict[str, Any], num_classes: int, max_items: int = 4) -> 
     return np.concatenate(rows, axis=0).transpose(2, 0, 1).astype(np.float32)
 
 
-class AcisImageGrid(TensorBoardHandler):
-    """Write :func:`grid_image` of the trainer output every ``interval`` epochs under ``tag_name``.
-
-    Args:
-        num_classes: annotation classes (colours).
-        log_dir / summary_writer: as MONAI's TensorBoard handlers.
-        interval: epochs between grids.
-        max_items: rows per grid.
-        tag_name: TensorBoard tag.
-        epoch_offset: added to the epoch (phase 2 continues phase 1's axis).
+class AcisImageGrid(EpochImageGrid):
+    """Write :func:`grid_image` of the trainer output every ``interval`` epochs under ``tag_name``
+    (default ``"acis"``); arguments as :class:`~anatosynth_components.handlers.image_grid.EpochImageGrid`
+    (``num_classes``: annotation classes; ``epoch_offset``: phase 2 continues phase 1's axis).
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        log_dir: str = "./runs",
-        summary_writer: Any = None,
-        interval: int = 1,
-        max_items: int = 4,
-        tag_name: str = "acis",
-        epoch_offset: int = 0,
-    ) -> None:
-        super().__init__(summary_writer=summary_writer, log_dir=log_dir)
-        self.num_classes, self.interval, self.max_items = int(num_classes), int(interval), int(max_items)
-        self.tag_name, self.epoch_offset = tag_name, int(epoch_offset)
+    default_tag = "acis"
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
-
-    def __call__(self, engine: Engine) -> None:
-        grid = grid_image(engine.state.output, self.num_classes, self.max_items)
-        self._writer.add_image(self.tag_name, grid, engine.state.epoch + self.epoch_offset, dataformats="CHW")
-        self._writer.flush()
+    def grid(self, output: Any) -> np.ndarray:
+        return grid_image(output, self.num_classes, self.max_items)

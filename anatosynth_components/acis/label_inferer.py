@@ -37,9 +37,12 @@ import torch
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.inferers import Inferer
+from monai.networks.utils import one_hot
+from monai.utils import convert_to_tensor
 
-from anatosynth_components.acis.pseudomask import pseudo_mask
-from anatosynth_components.errors import ConfigError, DataError
+from anatosynth_components.acis.pseudomask import DEFAULT_BANDWIDTH_MM, pseudo_mask
+from anatosynth_components.checks import check_label_ids, check_positive_int, check_spatial_axis
+from anatosynth_components.errors import DataError
 
 
 def class_statistics(network: torch.nn.Module, num_samples: int = 2, seed: int = 0) -> np.ndarray:
@@ -99,23 +102,18 @@ class AcisLabelInferer(Inferer):
     def __init__(
         self,
         num_points: int,
-        bandwidth_mm: float = 10.0,
+        bandwidth_mm: float = DEFAULT_BANDWIDTH_MM,
         num_stat_samples: int = 2,
         seed: int = 0,
         batch_size: int = 8,
         axis: int = 2,
     ) -> None:
         super().__init__()
-        if int(num_points) < 1 or int(num_stat_samples) < 1 or int(batch_size) < 1:
-            raise ConfigError(
-                "num_points, num_stat_samples and batch_size must be >= 1, got "
-                f"{num_points}, {num_stat_samples}, {batch_size}"
-            )
-        self.num_points, self.bandwidth_mm = int(num_points), float(bandwidth_mm)
-        self.num_stat_samples, self.seed, self.batch_size = int(num_stat_samples), int(seed), int(batch_size)
-        if axis not in (0, 1, 2):
-            raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
-        self.axis = int(axis)
+        self.num_points = check_positive_int("num_points", num_points)
+        self.num_stat_samples = check_positive_int("num_stat_samples", num_stat_samples)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.bandwidth_mm, self.seed = float(bandwidth_mm), int(seed)
+        self.axis = check_spatial_axis(axis)
 
     def __call__(
         self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
@@ -124,12 +122,10 @@ class AcisLabelInferer(Inferer):
         dims, classes = int(net.spatial_dims), int(net.num_classes)
         if inputs.ndim != 5 or inputs.shape[1] != 1:
             raise DataError(f"expected label ids (B, 1, X, Y, Z), got shape {tuple(inputs.shape)}")
-        plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
-        ids = plain.round().long()
+        ids = convert_to_tensor(inputs, track_meta=False).round().long()
         if dims == 2:
             ids = torch.movedim(ids, self.axis + 2, -1)  # slices last: (B, 1, H, W, D)
-        if int(ids.min()) < 0 or int(ids.max()) >= classes:
-            raise DataError(f"label ids must be in 0..{classes - 1}, got {int(ids.min())}..{int(ids.max())}")
+        check_label_ids(ids, classes, "label volume")
         expected = tuple(net.spatial_size) if dims == 3 else tuple(net.spatial_size) + (ids.shape[-1],)
         if tuple(ids.shape[2:]) != expected:
             raise DataError(
@@ -178,10 +174,7 @@ class AcisLabelInferer(Inferer):
         pms = np.stack(
             [label_pseudo_mask(x, stats, self.num_points, spacing, self.bandwidth_mm, rng) for x in labels]
         )
-        ids = torch.as_tensor(labels, device=device).long().unsqueeze(1)
-        annotation = torch.zeros((len(labels), classes, *labels.shape[1:]), device=device).scatter_(
-            1, ids, 1.0
-        )
+        annotation = one_hot(torch.as_tensor(labels, device=device).unsqueeze(1), classes, dim=1)
         pm = torch.as_tensor(pms, device=device).unsqueeze(1)
         with torch.no_grad():
             return net.image_generator(torch.cat([pm, annotation], dim=1))[:, 0].float()

@@ -21,26 +21,28 @@ Example::
 from __future__ import annotations
 
 import torch
+from monai.networks.utils import one_hot
+
+from anatosynth_components.checks import check_label_ids
 
 
 def label_one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Label ids (B, 1, *S) (any dtype holding integers) -> float one-hot (B, num_classes, *S).
 
-    Ids outside ``0..num_classes-1`` raise a ``ValueError`` (``scatter`` would write out of range).
+    MONAI's ``one_hot`` after :func:`~anatosynth_components.checks.check_label_ids`: ids outside
+    ``0..num_classes-1`` raise a ``DataError`` (a ``ValueError``) naming them, where ``scatter`` would
+    fail cryptically.
+
+    >>> label_one_hot(torch.tensor([[[0, 2]]]), 3).tolist()
+    [[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]]
     """
-    ids = labels.long()
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_classes):
-        raise ValueError(
-            f"label ids must lie in 0..{num_classes - 1}, got {int(ids.min())}..{int(ids.max())}"
-        )
-    shape = list(ids.shape)
-    shape[1] = num_classes
-    return torch.zeros(shape, dtype=torch.float32, device=labels.device).scatter_(1, ids, 1.0)
+    check_label_ids(labels, num_classes, "annotation")
+    return one_hot(labels, num_classes, dtype=torch.float32, dim=1)
 
 
 def hard_one_hot(logits: torch.Tensor) -> torch.Tensor:
     """The one-hot of the argmax over channels, (B, C, *S) -> (B, C, *S), no gradient."""
-    return torch.zeros_like(logits).scatter_(1, logits.argmax(dim=1, keepdim=True), 1.0)
+    return one_hot(logits.argmax(dim=1, keepdim=True), logits.shape[1], dtype=logits.dtype, dim=1)
 
 
 def straight_through_one_hot(logits: torch.Tensor) -> torch.Tensor:

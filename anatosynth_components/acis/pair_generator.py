@@ -32,7 +32,7 @@ from anatosynth_components.acis.annotation_generator import AnnotationGenerator,
 from anatosynth_components.acis.image_generator import ImageGenerator
 from anatosynth_components.acis.one_hot import hard_one_hot, straight_through_one_hot
 from anatosynth_components.acis.pseudomask_generator import PseudoMaskGenerator, sample_latent
-from anatosynth_components.acis.shapes import check_channels, check_spatial_dims, check_spatial_size
+from anatosynth_components.checks import check_channels, check_spatial_dims, check_spatial_size
 
 
 class AcisPairGenerator(nn.Module):
@@ -142,6 +142,7 @@ class AcisPairGenerator(nn.Module):
         pm = self.pseudo_mask_generator(z)
         logits = self.annotation_generator(pm)
         labels = logits.argmax(dim=1, keepdim=True)
+        # the exported graph: a plain scatter (MONAI's one_hot branches on the shape, a trace warning)
         annotation = torch.zeros_like(logits).scatter_(1, labels, 1.0)
         image = self.image_generator(torch.cat([pm, annotation], dim=1))
         return torch.cat([image, labels.to(image.dtype)], dim=1)

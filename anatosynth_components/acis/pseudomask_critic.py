@@ -19,7 +19,7 @@ from monai.networks.layers import Act
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
-from anatosynth_components.acis.shapes import check_spatial_dims
+from anatosynth_components.checks import check_spatial_dims
 
 
 class PseudoMaskCritic(nn.Module):

@@ -33,7 +33,7 @@ from monai.networks.blocks import Convolution, UpSample
 from monai.networks.layers import Act, Norm
 from torch import nn
 
-from anatosynth_components.acis.shapes import check_channels, check_spatial_dims, check_spatial_size
+from anatosynth_components.checks import check_channels, check_spatial_dims, check_spatial_size
 from anatosynth_components.errors import ConfigError
 
 

@@ -30,6 +30,7 @@ from monai.transforms import MapTransform
 
 from anatosynth_components.acis.pseudomask_generator import sample_latent
 from anatosynth_components.atomic import write_json, write_nifti
+from anatosynth_components.data.file_names import image_stem
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.errors import ConfigError, DataError
 
@@ -171,9 +172,7 @@ class PairDatalistWriter:
                 k: Path(item[f"{k}_file"]).relative_to(self.output_dir).as_posix() for k in ("image", "label")
             }
             seed = int(torch.as_tensor(batch["seed"]).reshape(-1)[0])
-            self.entries.append(
-                {**rel, "subject": Path(rel["image"]).name.removesuffix(".nii.gz"), "seed": seed}
-            )
+            self.entries.append({**rel, "subject": image_stem(rel["image"]), "seed": seed})
 
     def __call__(self, engine: Engine) -> None:
         names = {"0": "background", **{str(k): v for k, v in sorted(self.grid["label_names"].items())}}

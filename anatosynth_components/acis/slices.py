@@ -27,9 +27,11 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Randomizable
+from monai.transforms import Randomizable
+from monai.utils import convert_to_tensor
 
-from anatosynth_components.errors import ConfigError, DataError
+from anatosynth_components.checks import check_fraction, check_positive_int
+from anatosynth_components.data.slice_stack import AxisSlicingd
 
 
 def slice_affine(affine: torch.Tensor, axis: int, index: int) -> torch.Tensor:
@@ -45,15 +47,14 @@ def slice_affine(affine: torch.Tensor, axis: int, index: int) -> torch.Tensor:
 
 def cut_slice(x: Any, axis: int, index: int) -> MetaTensor:
     """Slice ``index`` along spatial ``axis`` of a channel-first (C, X, Y, Z) volume -> (C, H, W)."""
-    plain = x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
-    data = torch.select(plain, axis + 1, index).contiguous()
+    data = torch.select(convert_to_tensor(x, track_meta=False), axis + 1, index).contiguous()
     affine = x.affine if isinstance(x, MetaTensor) else torch.eye(4)
     meta = dict(x.meta) if isinstance(x, MetaTensor) else {}
     meta.pop("affine", None)
     return MetaTensor(data, affine=slice_affine(affine, axis, index), meta=meta)
 
 
-class Slicesd(MapTransform):
+class Slicesd(AxisSlicingd):
     """``num_slices`` evenly spaced slices of a volume (all slices when None), deterministic.
 
     Args:
@@ -73,36 +74,18 @@ class Slicesd(MapTransform):
         min_foreground: float = 0.0,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if axis not in (0, 1, 2):
-            raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
-        if num_slices is not None and int(num_slices) < 1:
-            raise ConfigError(f"num_slices must be >= 1, got {num_slices}")
-        if not 0.0 <= float(min_foreground) < 1.0:
-            raise ConfigError(f"min_foreground must be in [0, 1), got {min_foreground}")
-        self.axis, self.label_key, self.min_foreground = int(axis), label_key, float(min_foreground)
-        self.num_slices = None if num_slices is None else int(num_slices)
-
-    def depth_of(self, d: Mapping[Hashable, Any]) -> int:
-        shapes = {tuple(d[k].shape[1:]) for k in self.key_iterator(d)}
-        if len(shapes) != 1:
-            raise DataError(
-                f"subject {d.get('subject', '?')}: keys {list(self.keys)} differ in shape {shapes}"
-            )
-        shape = shapes.pop()
-        if len(shape) != 3:
-            raise DataError(
-                f"subject {d.get('subject', '?')}: expected 3-D volumes, got spatial shape {shape}"
-            )
-        return shape[self.axis]
+        super().__init__(keys, axis, allow_missing_keys)
+        self.num_slices = None if num_slices is None else check_positive_int("num_slices", num_slices)
+        self.label_key = label_key
+        self.min_foreground = check_fraction("min_foreground", min_foreground, upper_open=True)
 
     def eligible(self, d: Mapping[Hashable, Any], depth: int) -> np.ndarray:
         every = np.arange(depth)
         label = d.get(self.label_key)
         if self.min_foreground <= 0 or label is None:
             return every
-        fraction = torch.movedim(torch.as_tensor(label) != 0, self.axis + 1, 0).flatten(1).float().mean(1)
-        ok = every[fraction.numpy() >= self.min_foreground]
+        fraction = self.foreground_per_slice(label) / (np.prod(label.shape) / depth)
+        ok = every[fraction >= self.min_foreground]
         return ok if ok.size else every
 
     def cut(self, d: Mapping[Hashable, Any], index: int) -> dict[Hashable, Any]:
@@ -136,9 +119,7 @@ class RandSlicesd(Randomizable, Slicesd):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, axis, None, label_key, min_foreground, allow_missing_keys)
-        if int(num_samples) < 1:
-            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples = int(num_samples)
+        self.num_samples = check_positive_int("num_samples", num_samples)
 
     def choose(self, candidates: np.ndarray) -> np.ndarray:
         return self.R.choice(candidates, size=self.num_samples, replace=True)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from monai.data import MetaTensor
 from torch import nn
 
 from anatosynth_components.acis.one_hot import label_one_hot, straight_through_one_hot
 from anatosynth_components.acis.synthesis_loss import AcisSynthesisLoss
 from anatosynth_components.acis.wgan_gp import WGANGPLoss
 from anatosynth_components.engines.modules import frozen
+from anatosynth_components.engines.precision import FULL_PRECISION, Precision
 
 
 @dataclass
@@ -34,12 +33,6 @@ class AcisParts:
     image_generator: nn.Module
     critic: nn.Module
     discriminator: nn.Module
-
-
-def plain(x: Any) -> torch.Tensor:
-    """A batch entry as a plain tensor (a collated ``MetaTensor`` would drag its meta data through
-    every operation of the step)."""
-    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
 
 
 def _floats(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -55,6 +48,7 @@ def pseudo_mask_gan_step(
     opt_critic: torch.optim.Optimizer,
     latent: Callable[[int], torch.Tensor],
     update_generator: bool,
+    precision: Precision = FULL_PRECISION,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """One critic update of WGAN-GP on real pseudo-masks, and a generator update when
     ``update_generator`` (Gulrajani et al., Algorithm 1: ``n_critic`` critic updates per generator update).
@@ -63,18 +57,19 @@ def pseudo_mask_gan_step(
         real_pm: real pseudo-masks (B, 1, *S).
         generator: ``PseudoMaskGenerator`` (z -> pseudo-mask).
         latent: ``batch_size -> z`` (fresh noise for each of the two updates).
+        precision: autocast and loss scaling of the trainer (the gradient penalty is computed on the
+            scaled scores and unscaled, as PyTorch's AMP recipe for gradient penalties prescribes).
 
     Returns:
         ``pm_critic`` (critic loss), ``pm_wasserstein`` (critic's distance estimate), ``pm_gp``, and
         ``pm_generator`` when the generator was updated; the generated pseudo-masks (detached).
     """
     batch = real_pm.shape[0]
-    with torch.no_grad():
-        fake = generator(latent(batch))
-    terms = wgan.critic_loss(critic, real_pm, fake)
-    opt_critic.zero_grad(set_to_none=True)
-    terms["total"].backward()
-    opt_critic.step()
+    with torch.no_grad(), precision.autocast():
+        fake = generator(latent(batch)).float()
+    with precision.autocast():
+        terms = wgan.critic_loss(critic, real_pm, fake, grad_scale=precision.grad_scale)
+    precision.minimize(terms["total"], opt_critic)
     out = {
         "pm_critic": float(terms["total"].detach()),
         "pm_wasserstein": float(terms["wasserstein"]),
@@ -82,13 +77,13 @@ def pseudo_mask_gan_step(
     }
     if update_generator:
         with frozen(critic):
-            fake = generator(latent(batch))
-            g_loss = wgan.generator_loss(critic, fake)
-            opt_pm.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_pm.step()
+            with precision.autocast():
+                fake = generator(latent(batch))
+                g_loss = wgan.generator_loss(critic, fake)
+            precision.minimize(g_loss, opt_pm)
         out["pm_generator"] = float(g_loss.detach())
-    return out, fake.detach()
+    precision.update()
+    return out, fake.detach().float()
 
 
 def synthesis_step(
@@ -100,6 +95,7 @@ def synthesis_step(
     labels: torch.Tensor,
     pm: torch.Tensor,
     generated_pm: torch.Tensor | None = None,
+    precision: Precision = FULL_PRECISION,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """One image-discriminator update, then one update of the annotation and image generators.
 
@@ -126,37 +122,36 @@ def synthesis_step(
     pms = [generated_pm] if phase2 else []
     pms += [pm] if with_real else []
     cond_pm = torch.cat(pms)
-    logits = parts.annotation_generator(cond_pm)
-    annotations = [straight_through_one_hot(logits[:batch])] if phase2 else []
-    annotations += [onehot] if with_real else []
-    cond_ann = torch.cat(annotations)
-    images = parts.image_generator(torch.cat([cond_pm, cond_ann], dim=1))
+    with precision.autocast():
+        logits = parts.annotation_generator(cond_pm).float()
+        annotations = [straight_through_one_hot(logits[:batch])] if phase2 else []
+        annotations += [onehot] if with_real else []
+        cond_ann = torch.cat(annotations)
+        images = parts.image_generator(torch.cat([cond_pm, cond_ann], dim=1)).float()
 
-    # D: real triples against the fakes of this phase (reconstructions in phase 1, generated in phase 2)
-    fakes = slice(0, batch)
-    d_logits = parts.discriminator(
-        torch.cat([image, images[fakes].detach()]),
-        torch.cat([pm, cond_pm[fakes]]),
-        torch.cat([onehot, cond_ann[fakes].detach()]),
-    )
-    real_logits, fake_logits = d_logits.split(batch)
-    d_terms = loss.discriminator(real_logits, fake_logits)
-    opt_d.zero_grad(set_to_none=True)
-    d_terms["total"].backward()
-    opt_d.step()
-
-    with frozen(parts.discriminator):
-        judged = parts.discriminator(images, cond_pm, cond_ann)
-        real_part = slice(batch if phase2 else 0, None)
-        anchor = (
-            loss.phase1(images[real_part], image, logits[real_part], labels, judged[real_part])
-            if with_real
-            else None
+        # D: real triples against the fakes of this phase (reconstructions in phase 1, generated in phase 2)
+        fakes = slice(0, batch)
+        d_logits = parts.discriminator(
+            torch.cat([image, images[fakes].detach()]),
+            torch.cat([pm, cond_pm[fakes]]),
+            torch.cat([onehot, cond_ann[fakes].detach()]),
         )
-        g_terms = loss.phase2(judged[:batch], anchor) if phase2 else anchor
-        opt_g.zero_grad(set_to_none=True)
-        g_terms["total"].backward()
-        opt_g.step()
+        real_logits, fake_logits = d_logits.float().split(batch)
+        d_terms = loss.discriminator(real_logits, fake_logits)
+    precision.minimize(d_terms["total"], opt_d)
+
+    real_part = slice(batch if phase2 else 0, None)
+    with frozen(parts.discriminator):
+        with precision.autocast():
+            judged = parts.discriminator(images, cond_pm, cond_ann).float()
+            anchor = (
+                loss.phase1(images[real_part], image, logits[real_part], labels, judged[real_part])
+                if with_real
+                else None
+            )
+            g_terms = loss.phase2(judged[:batch], anchor) if phase2 else anchor
+        precision.minimize(g_terms["total"], opt_g)
+    precision.update()
 
     out = _floats("g_", g_terms) | _floats("d_", d_terms)
     outputs: dict[str, torch.Tensor] = {}

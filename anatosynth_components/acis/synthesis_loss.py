@@ -37,16 +37,10 @@ import torch
 from monai.losses import DiceCELoss, PatchAdversarialLoss
 from torch import nn
 
+from anatosynth_components.checks import check_positive_float
 from anatosynth_components.errors import ConfigError
 
 ADV_CRITERIA = ("bce", "least_squares", "hinge")
-
-
-def _weight(value: float, key: str) -> float:
-    value = float(value)
-    if not value >= 0:
-        raise ConfigError(f"{key} must be >= 0, got {value}")
-    return value
 
 
 class AcisSynthesisLoss(nn.Module):
@@ -74,10 +68,10 @@ class AcisSynthesisLoss(nn.Module):
         if adv_criterion not in ADV_CRITERIA:
             raise ConfigError(f"adv_criterion must be one of {ADV_CRITERIA}, got {adv_criterion!r}")
         self.num_classes = int(num_classes)
-        self.lambda_rec = _weight(lambda_rec, "lambda_rec")
-        self.lambda_adv = _weight(lambda_adv, "lambda_adv")
-        self.lambda_ann = _weight(lambda_ann, "lambda_ann")
-        self.phase2_anchor = _weight(phase2_anchor, "phase2_anchor")
+        self.lambda_rec = check_positive_float("lambda_rec", lambda_rec, allow_zero=True)
+        self.lambda_adv = check_positive_float("lambda_adv", lambda_adv, allow_zero=True)
+        self.lambda_ann = check_positive_float("lambda_ann", lambda_ann, allow_zero=True)
+        self.phase2_anchor = check_positive_float("phase2_anchor", phase2_anchor, allow_zero=True)
         self.adversarial = PatchAdversarialLoss(criterion=adv_criterion, reduction="mean")
         self.annotation = DiceCELoss(to_onehot_y=True, softmax=True, include_background=True)
         self.reconstruction = nn.MSELoss()

@@ -1,4 +1,4 @@
-"""``AcisTrainer``: the two ACIS training phases (paper Sec. 2.2) as a ``monai.engines.Trainer``.
+"""``AcisTrainer``: the two ACIS training phases (paper Sec. 2.2).
 
 - **phase 1** ("real-world image-based initialization"), on batches of real images, annotations and
   pseudo-masks computed on the fly (``RandPseudoMaskd``: new Voronoi seeds every epoch): every
@@ -10,53 +10,36 @@
   generator, annotation and image generated from it, the image discriminator judging real triples
   against generated ones.  It starts from the networks of phase 1's latest checkpoint (``init_dir``).
 
-MONAI's ``GanTrainer`` fixes a one-generator, one-discriminator step, so this subclasses
-``monai.engines.Trainer`` as :class:`~anatosynth_components.anatomask.AnatoMaskTrainer` does; handlers,
-events, ``DistributedSampler`` epochs and engine-state checkpoints are MONAI's and Ignite's.
-
-Files in ``checkpoint_dir`` (one folder per phase): ``latest_checkpoint_epoch=N.pt`` after every epoch
-(the network, critic, discriminator, the optimizers and the engine state; one kept), and ``model_file``
-(the :class:`AcisPairGenerator` state dict alone, the bundle's ``models/model.pt``) after every epoch.
+The iteration is this class's; amp, epoch means, ``TerminateOnNan``, checkpoints, ``resume`` and
+``model_file`` are the shared :class:`~anatosynth_components.engines.AnatoSynthTrainer`'s.  Files: in
+``checkpoint_dir`` (one folder per phase) ``latest_checkpoint_epoch=N.pt`` after every epoch (the
+network, critic, discriminator, the optimizers and the engine state), and ``model_file`` (the
+:class:`AcisPairGenerator` state dict alone, the bundle's ``models/model.pt``) after every epoch.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ignite.distributed as idist
 import torch
-from ignite.engine import Engine, Events
-from monai.engines import Trainer
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from ignite.engine import Engine
 from torch import nn
 
 from anatosynth_components.acis.pair_generator import AcisPairGenerator
-from anatosynth_components.acis.step import AcisParts, plain, pseudo_mask_gan_step, synthesis_step
+from anatosynth_components.acis.step import AcisParts, pseudo_mask_gan_step, synthesis_step
 from anatosynth_components.acis.synthesis_loss import AcisSynthesisLoss
 from anatosynth_components.acis.wgan_gp import WGANGPLoss
-from anatosynth_components.anatomask.trainer import prune_latest
-from anatosynth_components.atomic import atomic_path
-from anatosynth_components.bundle.checkpoints import latest_checkpoint
+from anatosynth_components.engines.checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint
 from anatosynth_components.engines.modules import unwrap
+from anatosynth_components.engines.trainer import AnatoSynthTrainer
 from anatosynth_components.errors import ConfigError
 
 GENERATOR_PARTS = ("pseudo_mask_generator", "annotation_generator", "image_generator")
 
 
-def find_latest(checkpoint_dir: str | None) -> str | None:
-    """The newest ``latest_checkpoint_epoch=N.pt`` of ``checkpoint_dir``, or None."""
-    if checkpoint_dir is None:
-        return None
-    try:
-        return latest_checkpoint(checkpoint_dir)
-    except ConfigError:
-        return None
-
-
-class AcisTrainer(Trainer):
+class AcisTrainer(AnatoSynthTrainer):
     """One ACIS training phase.
 
     Args:
@@ -78,19 +61,17 @@ class AcisTrainer(Trainer):
         generators: optional ``{part: module}`` that replaces the network's parts in the steps
             (``DistributedDataParallel`` wrappers under multi-GPU training); keys from
             ``pseudo_mask_generator``, ``annotation_generator``, ``image_generator``.
-        checkpoint_dir: folder of this phase's ``latest_checkpoint_epoch=N.pt``; None saves nothing.
-        resume: continue from the latest checkpoint of ``checkpoint_dir`` (networks, optimizers, epoch).
-            Without one: an error in phase 1, a fresh start from ``init_dir`` in phase 2.
         init_dir: phase 2: the phase-1 checkpoint folder whose latest network, critic and
             discriminator this phase starts from (unless it resumes from its own checkpoint).
         model_file: where to write the network's state dict after every epoch (rank 0), or None.
-        epoch_length, non_blocking, iteration_update, train_handlers, event_names, event_to_attr: as
-            in MONAI's trainers.
+        kwargs: ``amp``, ``checkpoint_dir``, ``resume``, ``train_handlers``, ... of
+            :class:`~anatosynth_components.engines.AnatoSynthTrainer`.  With ``resume`` and no checkpoint
+            of its own, phase 2 starts from ``init_dir`` (phase 1 finished, phase 2 never ran); phase 1
+            stops with an error.
 
     ``engine.state.output``: ``{"losses": {name: float}, "loss": g_total, "image", "label",
     "pseudo_mask", "pred", "pred_label", "generated_pseudo_mask", ["generated_label",
-    "generated_image"]}``; ``engine.state.metrics``: ``phase<N>/<loss>`` epoch means.
-    A non-finite loss stops training with a ``FloatingPointError`` naming the terms.
+    "generated_image"]}``; ``engine.state.metrics``: ``mean_<loss>`` epoch means.
 
     Example (what ``configs/train.json`` wires)::
 
@@ -119,29 +100,10 @@ class AcisTrainer(Trainer):
         phase: int = 1,
         n_critic: int = 5,
         generators: Mapping[str, nn.Module] | None = None,
-        checkpoint_dir: str | None = None,
-        resume: bool = False,
         init_dir: str | None = None,
         model_file: str | None = None,
-        epoch_length: int | None = None,
-        non_blocking: bool = False,
-        iteration_update: Callable[[Engine, Any], Any] | None = None,
-        train_handlers: Sequence | None = None,
-        event_names: list | None = None,
-        event_to_attr: dict | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            device=device,
-            max_epochs=max_epochs,
-            data_loader=train_data_loader,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            iteration_update=iteration_update,
-            handlers=train_handlers,
-            event_names=event_names,
-            event_to_attr=event_to_attr,
-            decollate=False,
-        )
         if int(phase) not in (1, 2):
             raise ConfigError(f"phase must be 1 or 2, got {phase!r}")
         if int(phase) == 1 and (opt_pm is None or opt_critic is None):
@@ -150,13 +112,13 @@ class AcisTrainer(Trainer):
             )
         if int(n_critic) < 1:
             raise ConfigError(f"n_critic must be >= 1, got {n_critic}")
-        if resume and checkpoint_dir is None:
-            raise ConfigError("resume: true needs a checkpoint_dir")
         unknown = sorted(set(generators or {}) - set(GENERATOR_PARTS))
         if unknown:
             raise ConfigError(
                 f"generators: unknown parts {unknown}; expected some of {list(GENERATOR_PARTS)}"
             )
+        model = None if model_file is None else network
+        super().__init__(device, max_epochs, train_data_loader, model=model, model_file=model_file, **kwargs)
         self.phase, self.n_critic = int(phase), int(n_critic)
         self.network, self.critic, self.discriminator = network, critic, discriminator
         self.loss, self.wgan_loss = loss, wgan_loss
@@ -167,23 +129,9 @@ class AcisTrainer(Trainer):
             critic=critic,
             discriminator=discriminator,
         )
-        self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
-        self.resume, self.init_dir = bool(resume), init_dir
-        self.model_file = model_file
-        self._sums: dict[str, list[float]] = {}
-        self.add_event_handler(Events.EPOCH_STARTED, lambda _: self._sums.clear())
-        self.add_event_handler(Events.STARTED, self._load_start_state)
-        if self.checkpoint_dir is not None:
-            objects = self.checkpoint_objects()
-            CheckpointSaver(
-                self.checkpoint_dir, objects, file_prefix="latest", save_interval=1, n_saved=1
-            ).attach(self)
-            self.add_event_handler(Events.EPOCH_COMPLETED, lambda _: prune_latest(self.checkpoint_dir))
-        if model_file is not None:
-            self.add_event_handler(Events.EPOCH_COMPLETED, self._save_model)
+        self.init_dir = init_dir
 
     def checkpoint_objects(self) -> dict[str, Any]:
-        """What ``latest_checkpoint_epoch=N.pt`` holds."""
         objects: dict[str, Any] = {
             "network": self.network,
             "critic": self.critic,
@@ -192,86 +140,59 @@ class AcisTrainer(Trainer):
         for name in ("opt_pm", "opt_critic", "opt_g", "opt_d"):
             if getattr(self, name) is not None:
                 objects[name] = getattr(self, name)
-        objects["trainer"] = self
         return objects
 
-    def _load_start_state(self, engine: Engine) -> None:
+    def load_start_state(self, engine: Engine) -> None:
         """At ``STARTED``: resume from this phase's checkpoint, or start phase 2 from phase 1's."""
         if idist.get_world_size() > 1:
             idist.barrier()  # rank 0 may still be writing the checkpoint of the previous phase
-        own = find_latest(self.checkpoint_dir) if self.resume else None
-        if own is not None:
-            self.logger.info(f"phase {self.phase}: resuming from {own}")
-            CheckpointLoader(own, self.checkpoint_objects(), map_location=engine.state.device)(engine)
+        own = checkpoint_files(self.checkpoint_dir) if self.resume else []
+        if own:
+            load_checkpoint(
+                own[-1], self.all_checkpoint_objects(), engine, f"phase {self.phase}: resuming from"
+            )
         elif self.init_dir is not None:
-            path = find_latest(self.init_dir)
-            if path is None:
+            if not checkpoint_files(self.init_dir):
                 raise ConfigError(
                     f"phase {self.phase} starts from phase 1, but {self.init_dir} holds no "
                     "latest_checkpoint_epoch=N.pt; run phase 1 first (run id 'phase1' or 'training')"
                 )
-            self.logger.info(f"phase {self.phase}: starting from the networks of {path}")
             nets = {"network": self.network, "critic": self.critic, "discriminator": self.discriminator}
-            CheckpointLoader(path, nets, map_location=engine.state.device)(engine)
+            message = f"phase {self.phase}: starting from the networks of"
+            load_checkpoint(checkpoint_files(self.init_dir)[-1], nets, engine, message)
         elif self.resume:
             latest_checkpoint(self.checkpoint_dir)  # raises: resume without a checkpoint
-
-    def _save_model(self, engine: Engine) -> None:
-        if idist.get_rank() != 0:
-            return
-        Path(self.model_file).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.model_file) as tmp:
-            torch.save(unwrap(self.network).state_dict(), tmp)
-
-    def _update_means(self, engine: Engine, losses: dict[str, float]) -> None:
-        for name, value in losses.items():
-            total, count = self._sums.get(name, [0.0, 0.0])
-            self._sums[name] = [total + value, count + 1]
-            engine.state.metrics[f"phase{self.phase}/{name}"] = (total + value) / (count + 1)
 
     def _latent(self, batch_size: int) -> torch.Tensor:
         return torch.randn(unwrap(self.network).latent_shape(batch_size), device=self.state.device)
 
-    def _iteration(self, engine: Engine, batchdata: dict[str, Any]) -> dict[str, Any]:
-        if batchdata is None:
-            raise ValueError("must provide batch data for current iteration.")
-        move = {"device": engine.state.device, "non_blocking": engine.non_blocking}
-        image = plain(batchdata["image"]).to(**move).float()
-        labels = plain(batchdata["label"]).to(**move).long()
-        pm = plain(batchdata["pseudo_mask"]).to(**move).float()
+    def train_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        image = self.to_device(batch, "image", torch.float32)
+        labels = self.to_device(batch, "label", torch.long)
+        pm = self.to_device(batch, "pseudo_mask", torch.float32)
         for module in (self.network, self.critic, self.discriminator):
             module.train()
+        step = {"precision": self.precision}
         if self.phase == 1:
-            update_g = engine.state.iteration % self.n_critic == 0
+            update_g = self.state.iteration % self.n_critic == 0
+            parts = self.parts
             losses, generated_pm = pseudo_mask_gan_step(
-                pm,
-                self.parts.pseudo_mask_generator,
-                self.parts.critic,
-                self.wgan_loss,
-                self.opt_pm,
-                self.opt_critic,
-                self._latent,
-                update_g,
+                pm, parts.pseudo_mask_generator, parts.critic, self.wgan_loss, self.opt_pm, self.opt_critic,
+                self._latent, update_g, **step,
+            )  # fmt: skip
+            syn, outputs = synthesis_step(
+                self.parts, self.loss, self.opt_g, self.opt_d, image, labels, pm, **step
             )
-            syn, outputs = synthesis_step(self.parts, self.loss, self.opt_g, self.opt_d, image, labels, pm)
         else:
-            with torch.no_grad():
-                generated_pm = self.parts.pseudo_mask_generator(self._latent(image.shape[0]))
+            with torch.no_grad(), self.precision.autocast():
+                generated_pm = self.parts.pseudo_mask_generator(self._latent(image.shape[0])).float()
             losses = {}
             syn, outputs = synthesis_step(
-                self.parts, self.loss, self.opt_g, self.opt_d, image, labels, pm, generated_pm
+                self.parts, self.loss, self.opt_g, self.opt_d, image, labels, pm, generated_pm, **step
             )
-        losses.update(syn)
-        bad = sorted(k for k, v in losses.items() if not math.isfinite(v))
-        if bad:
-            raise FloatingPointError(
-                f"phase {self.phase}, epoch {engine.state.epoch}, iteration {engine.state.iteration}: "
-                f"non-finite losses {bad} ({ {k: losses[k] for k in bad} }); lower the lr or check the data"
-            )
-        self._update_means(engine, losses)
         return {
-            "losses": losses,
-            "loss": losses["g_total"],
+            "losses": losses | syn,
+            "loss": syn["g_total"],
             "image": image,
             "label": labels,
             "pseudo_mask": pm,

@@ -43,12 +43,16 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None
 
 
 def penalty_of(
-    scores: torch.Tensor, points: torch.Tensor, lambda_gp: float = DEFAULT_LAMBDA_GP
+    scores: torch.Tensor, points: torch.Tensor, lambda_gp: float = DEFAULT_LAMBDA_GP, grad_scale: float = 1.0
 ) -> torch.Tensor:
     """``lambda * mean_b (||d scores_b / d points_b||_2 - 1) ** 2`` for critic ``scores`` (B,) of ``points``
-    (B, ...) that require grad; differentiable (``create_graph``) so the critic can be trained on it."""
-    (grad,) = torch.autograd.grad(scores.sum(), points, create_graph=True)
-    norms = grad.flatten(1).norm(2, dim=1)
+    (B, ...) that require grad; differentiable (``create_graph``) so the critic can be trained on it.
+
+    ``grad_scale``: under float16 autocast, the loss scale of the ``GradScaler``: the gradient is taken
+    of the scaled scores and divided by the scale (PyTorch's AMP recipe for gradient penalties), so
+    small float16 gradients do not underflow; the value is the same."""
+    (grad,) = torch.autograd.grad(scores.sum() * grad_scale, points, create_graph=True)
+    norms = (grad.float() / grad_scale).flatten(1).norm(2, dim=1)
     return lambda_gp * ((norms - 1.0) ** 2).mean()
 
 
@@ -77,9 +81,15 @@ class WGANGPLoss:
         self.lambda_gp = float(lambda_gp)
 
     def critic_loss(
-        self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None
+        self,
+        critic: nn.Module,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        eps: torch.Tensor | None = None,
+        grad_scale: float = 1.0,
     ) -> dict[str, torch.Tensor]:
-        """``L_D`` for real (B, ...) and generated (B, ...) samples (``fake`` is detached here).
+        """``L_D`` for real (B, ...) and generated (B, ...) samples (``fake`` is detached here);
+        ``grad_scale`` as in :func:`penalty_of`.
 
         Returns:
             ``total`` (to minimise), ``wasserstein`` (``E[D(x)] - E[D(x~)]``, the critic's estimate of
@@ -87,8 +97,8 @@ class WGANGPLoss:
         """
         points = interpolate(real, fake, eps)
         scores = critic(torch.cat([real.detach(), fake.detach(), points]))
-        real_s, fake_s, point_s = scores.split(real.shape[0])
-        gp = penalty_of(point_s, points, self.lambda_gp)
+        real_s, fake_s, point_s = scores.float().split(real.shape[0])
+        gp = penalty_of(point_s, points, self.lambda_gp, grad_scale)
         distance = real_s.mean() - fake_s.mean()
         return {
             "total": -distance + gp,

@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.inferers import Inferer
+from monai.utils import convert_to_tensor
 from tqdm import tqdm
 
+from anatosynth_components.checks import check_positive_int, check_spatial_axis
 from anatosynth_components.data.slice_stack import stack_starts
 from anatosynth_components.errors import ConfigError, DataError
 
@@ -80,10 +82,8 @@ class SliceStackInferer(Inferer):
             raise ConfigError(
                 f"need num_slices >= 1 and 1 <= stride <= num_slices, got {num_slices}, {stride}"
             )
-        if axis not in (0, 1, 2):
-            raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        axis = check_spatial_axis(axis)
+        batch_size = check_positive_int("batch_size", batch_size)
         if spatial_size is not None and (len(spatial_size) != 2 or min(int(v) for v in spatial_size) < 1):
             raise ConfigError(f"spatial_size must be two positive sizes (H, W), got {spatial_size}")
         self.axis, self.batch_size = int(axis), int(batch_size)
@@ -111,7 +111,7 @@ class SliceStackInferer(Inferer):
         if inputs.ndim != 5 or inputs.shape[1] != 1:
             raise DataError(f"expected label volumes (B, 1, X, Y, Z), got shape {tuple(inputs.shape)}")
         seeds = self.seeds(noise_seed, inputs.shape[0])
-        plain = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        plain = convert_to_tensor(inputs, track_meta=False)
         moved = torch.movedim(plain, self.axis + 2, 2)  # (B, 1, D, H, W)
         parts = [
             self.volume(moved[b : b + 1], network, seeds[b : b + 1], *args, **kwargs)

@@ -3,14 +3,17 @@
 ``L_G = L_GAN + lambda_feat / N_D * sum_i sum_j L_feat^(i,j) + lambda_vgg * L_VGG + lambda_gtc * L_GTC``
 
 with the hinge adversarial loss (MONAI's ``PatchAdversarialLoss``), feature matching as L1 between
-the discriminator's intermediate features of the real and the generated image (averaged over the
-layers of each discriminator, summed over discriminators and divided by N_D as written), the VGG19
+the discriminator's intermediate features of the real and the generated image (the mean absolute
+difference of each layer's features, summed over the layers of each discriminator and over the
+discriminators, divided by N_D as written), the VGG19
 loss and the G-TC loss.  The paper's weights are the defaults: lambda_feat 10, lambda_vgg 5,
 lambda_gtc 10.  A weight of 0 removes its term (and needs no network: ``lambda_vgg: 0`` trains
 without VGG weights).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +22,7 @@ from torch import nn
 
 from anatosynth_components.anatomask.gtc import GTCLoss
 from anatosynth_components.anatomask.vgg import VGG19Loss
+from anatosynth_components.checks import check_positive_float
 from anatosynth_components.errors import ConfigError
 
 #: what ``AnatoMaskDiscriminator`` returns: per-scale logits and per-scale intermediate features
@@ -34,6 +38,24 @@ def feature_matching(
         for f, r in zip(fake_d, real_d, strict=True):
             total = total + F.l1_loss(f, r.detach())
     return total / len(fake_feats)
+
+
+def with_total(
+    terms: dict[str, torch.Tensor], weights: Mapping[str, float] | None = None
+) -> dict[str, torch.Tensor]:
+    """``terms`` with ``"total"`` added: their sum in order, each times its weight in ``weights``
+    (unweighted where it has none).
+
+    >>> with_total({"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, {"b": 10.0})["total"]
+    tensor(21.)
+    """
+    weights = weights or {}
+    total = None
+    for key, value in terms.items():
+        term = value if key not in weights else weights[key] * value
+        total = term if total is None else total + term
+    terms["total"] = total
+    return terms
 
 
 class AnatoMaskLoss(nn.Module):
@@ -54,13 +76,9 @@ class AnatoMaskLoss(nn.Module):
         vgg: VGG19Loss | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("lambda_feat", lambda_feat),
-            ("lambda_vgg", lambda_vgg),
-            ("lambda_gtc", lambda_gtc),
-        ):
-            if value < 0:
-                raise ConfigError(f"{name} must be >= 0, got {value}")
+        lambda_feat = check_positive_float("lambda_feat", lambda_feat, allow_zero=True)
+        lambda_vgg = check_positive_float("lambda_vgg", lambda_vgg, allow_zero=True)
+        lambda_gtc = check_positive_float("lambda_gtc", lambda_gtc, allow_zero=True)
         if lambda_gtc > 0 and gtc is None:
             raise ConfigError("lambda_gtc > 0 needs a G-TC loss (gtc=GTCLoss(GTCClassifier(num_classes)))")
         self.lambda_feat, self.lambda_vgg, self.lambda_gtc = lambda_feat, lambda_vgg, lambda_gtc
@@ -78,19 +96,13 @@ class AnatoMaskLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Eq. 5 terms and their weighted sum ``total``; ``fake_d`` / ``real_d`` are discriminator outputs."""
         terms = {"gan": self.adversarial(fake_d[0], target_is_real=True, for_discriminator=False)}
-        total = terms["gan"]
         if self.lambda_feat > 0:
             terms["feat"] = feature_matching(fake_d[1], real_d[1])
-            total = total + self.lambda_feat * terms["feat"]
         if self.vgg is not None:
-            slices = (fake.transpose(1, 2).flatten(0, 1), real.transpose(1, 2).flatten(0, 1))
-            terms["vgg"] = self.vgg(*slices)
-            total = total + self.lambda_vgg * terms["vgg"]
+            terms["vgg"] = self.vgg(fake.transpose(1, 2).flatten(0, 1), real.transpose(1, 2).flatten(0, 1))
         if self.gtc is not None:
             terms["gtc"] = self.gtc.generator(masks, fake, real)
-            total = total + self.lambda_gtc * terms["gtc"]
-        terms["total"] = total
-        return terms
+        return with_total(terms, {"feat": self.lambda_feat, "vgg": self.lambda_vgg, "gtc": self.lambda_gtc})
 
     def discriminator(
         self,
@@ -105,9 +117,6 @@ class AnatoMaskLoss(nn.Module):
             "d_real": self.adversarial(real_d[0], target_is_real=True, for_discriminator=True),
             "d_fake": self.adversarial(fake_d[0], target_is_real=False, for_discriminator=True),
         }
-        total = terms["d_real"] + terms["d_fake"]
         if self.gtc is not None:
             terms["gtc_classifier"] = self.gtc.classifier_loss(masks, fake, real)
-            total = total + terms["gtc_classifier"]
-        terms["total"] = total
-        return terms
+        return with_total(terms)

@@ -14,26 +14,28 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from monai.networks.utils import one_hot
 from torch import nn
 
 from anatosynth_components.anatomask.generator import AnatoMaskGenerator
+from anatosynth_components.checks import check_label_ids
 
 
 def one_hot_stack(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Label ids (B, 1, n, H, W) (integers, any dtype) -> one-hot float (B, K, n, H, W).
+    """Label ids (B, 1, n, H, W) (integers, any dtype; rounded) -> one-hot float (B, K, n, H, W).
 
-    Raises ``ValueError`` naming the offending id when an id is not in ``0 .. K - 1``.
+    MONAI's ``one_hot``; an id outside ``0 .. K - 1`` is a ``DataError`` (a ``ValueError``) naming it
+    (:func:`~anatosynth_components.checks.check_label_ids`, skipped while exporting: ONNX and TorchScript
+    graphs cannot hold a data-dependent check).
+
+    >>> one_hot_stack(torch.tensor([0.0, 2.0]).reshape(1, 1, 1, 1, 2), 3)[0, :, 0, 0].tolist()
+    [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]
     """
     if labels.ndim != 5 or labels.shape[1] != 1:
         raise ValueError(f"expected label ids (B, 1, n, H, W), got {tuple(labels.shape)}")
-    ids = labels[:, 0].round().long()
-    if not torch.compiler.is_exporting():  # data-dependent check; ONNX/torch.export graphs skip it
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise ValueError(f"label id {bad} is outside 0..{num_classes - 1} (num_classes={num_classes})")
-    return F.one_hot(ids, num_classes).permute(0, 4, 1, 2, 3).float()
+    ids = labels.round().long()
+    check_label_ids(ids, num_classes, "label stack")
+    return one_hot(ids, num_classes, dtype=torch.float32, dim=1)
 
 
 class AnatoMaskNet(nn.Module):

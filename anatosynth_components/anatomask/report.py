@@ -61,9 +61,9 @@ from monai.data import decollate_batch
 from monai.utils import string_list_all_gather
 
 from anatosynth_components.atomic import atomic_path, write_json
+from anatosynth_components.checks import check_positive_int, check_spatial_axis
 from anatosynth_components.errors import ConfigError, DataError
 from anatosynth_components.metrics.definitions import METRIC_DEFINITIONS
-from anatosynth_components.metrics.volume_slices import check_slice_axis
 from anatosynth_components.visualize import overlay, save_montage
 
 SUMMARY_OPS: dict[str, Callable[[np.ndarray], float]] = {
@@ -157,14 +157,8 @@ class SynthesisReport:
     ) -> None:
         self.output_dir = Path(output_dir)
         self.metric_names = list(metric_names) if metric_names is not None else None
-        self.slice_axis = check_slice_axis(slice_axis)
-        if (
-            isinstance(montage_subjects, bool)
-            or not isinstance(montage_subjects, int)
-            or montage_subjects < 0
-        ):
-            raise ConfigError(f"montage_subjects must be an integer >= 0, got {montage_subjects!r}")
-        self.montage_subjects = montage_subjects
+        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
+        self.montage_subjects = check_positive_int("montage_subjects", montage_subjects, minimum=0)
         self.unavailable = dict(unavailable or {})
         self.summary_ops = tuple(summary_ops)
         bad_ops = [op for op in self.summary_ops if op not in SUMMARY_OPS]

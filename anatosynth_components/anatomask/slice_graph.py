@@ -4,8 +4,11 @@ Nodes: the n slices of a stack plus one global node.  Slice-slice edges fall wit
 the slices in the volume, ``exp(-dz^2 / (2 tau^2))`` for ``|dz| <= max_distance`` and 0 beyond
 (adjacent slices strong, distant weak or none), optionally multiplied by the semantic similarity
 of the two slices' masks (soft Dice of their one-hot maps).  The global node is joined to every
-slice with weight ``global_weight``.  Self loops are added and the matrix is normalised
-symmetrically, ``A~ = D^-1/2 (A + I) D^-1/2`` (Kipf & Welling), the ``A~`` of Eq. 1.
+slice with weight ``global_weight``.  The diagonal is then set to 1, a self loop of weight 1 for every
+node (a slice's own edge would otherwise be ``exp(0)`` times its self-similarity, below 1 for soft
+masks, and the global node's 0), giving ``A'``; the matrix is normalised symmetrically,
+``A~ = D'^-1/2 A' D'^-1/2`` (Kipf & Welling's renormalisation, which equals ``A + I`` for an ``A``
+without self edges), the ``A~`` of Eq. 1.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from torch import nn
 
 from anatosynth_components.anatomask.loss import AnatoMaskLoss, DiscriminatorOutput
 from anatosynth_components.engines.modules import frozen
+from anatosynth_components.engines.precision import FULL_PRECISION, Precision
 
 
 def judge(
@@ -43,12 +44,15 @@ def anatomask_train_step(
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
     noise_seed: torch.Tensor | None = None,
+    precision: Precision = FULL_PRECISION,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Update D (and the G-TC classifier, whose parameters ``opt_d`` must hold), then G.
 
     ``generator(masks, z_index, noise_seed)`` is an :class:`AnatoMaskGenerator` or an
     :class:`AnatoMaskNet` (possibly wrapped in DDP); without ``noise_seed`` one seed per stack is
-    drawn from torch's generator and used by both steps.
+    drawn from torch's generator and used by both steps.  ``precision`` (the trainer's
+    :class:`~anatosynth_components.engines.precision.Precision`) runs the forward passes and loss terms
+    under autocast and scales the backward passes for float16.
 
     Returns:
         every loss term as a float (``d_*`` from the D step, ``g_*`` the Eq. 5 terms from the G
@@ -56,19 +60,18 @@ def anatomask_train_step(
     """
     if noise_seed is None:
         noise_seed = torch.randint(0, 2**31 - 1, (masks.shape[0],)).to(masks.device)
-    with torch.no_grad():
+    with torch.no_grad(), precision.autocast():
         fake = generator(masks, z_index, noise_seed)
-    d_terms = loss.discriminator(masks, fake, images, *judge(discriminator, masks, fake, images))
-    opt_d.zero_grad(set_to_none=True)
-    d_terms["total"].backward()
-    opt_d.step()
+    with precision.autocast():
+        d_terms = loss.discriminator(masks, fake, images, *judge(discriminator, masks, fake, images))
+    precision.minimize(d_terms["total"], opt_d)
 
     with frozen(discriminator, loss.gtc):  # the G step needs gradients through D, not D's own
-        fake = generator(masks, z_index, noise_seed)
-        g_terms = loss.generator(masks, fake, images, *judge(discriminator, masks, fake, images))
-        opt_g.zero_grad(set_to_none=True)
-        g_terms["total"].backward()
-        opt_g.step()
+        with precision.autocast():
+            fake = generator(masks, z_index, noise_seed)
+            g_terms = loss.generator(masks, fake, images, *judge(discriminator, masks, fake, images))
+        precision.minimize(g_terms["total"], opt_g)
+    precision.update()
     out = {f"g_{k}": float(v.detach()) for k, v in g_terms.items()}
     out.update({f"d_{k}" if not k.startswith("d_") else k: float(v.detach()) for k, v in d_terms.items()})
-    return out, fake.detach()
+    return out, fake.detach().float()

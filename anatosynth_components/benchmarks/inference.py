@@ -17,8 +17,8 @@ Both pay the overlap of the stacks (slices computed / output slices, printed).  
 child process, alternating, after a warm-up of each (one batch of stacks), with ``torch`` threads
 fixed (``--threads``, default 1).  Two overhead figures:
 
-- ``pipeline / bare - 1`` of the best wall (and CPU) times of separate runs: what the issue names,
-  but on a shared machine the runs drift apart by tens of per cent (other processes);
+- ``pipeline / bare - 1`` of the best wall (and CPU) times of separate runs: the plain definition of
+  the overhead, but on a shared machine the runs drift apart by tens of per cent (other processes);
 - the **in-run split**: forward hooks time ``network.forward`` inside the pipeline run itself, and
   everything else in that run (load, validate, collate, stacking, blending, save, engine) divided by
   that network time is what stacking, blending and I/O add, free of drift between runs.  The target
@@ -39,7 +39,7 @@ sides did the same work.
     slice is compared with what must grow: one float32 output slice plus one float32 input slice
     (the label volume as loaded).
 
-Targets of the issue: stacking, blending and I/O add at most 15 % (``TARGET_OVERHEAD``); peak memory
+Targets: stacking, blending and I/O add at most 15 % (``TARGET_OVERHEAD``); peak memory
 does not grow with depth beyond the volumes themselves (growth <= (1 + ``MEMORY_TOLERANCE``) x
 (output + input slice bytes) per slice; the tolerance absorbs allocator granularity).  Exit status
 1 when the equivalence check fails; the targets are reported, not enforced.

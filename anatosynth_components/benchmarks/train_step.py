@@ -6,7 +6,7 @@ step time (wall clock and CPU time of all threads), the ratios to the SPADE base
 counts and peak resident memory.  On a shared machine the wall clock drifts between runs by tens
 of per cent; the CPU-time ratio is the steadier figure.  The VGG
 term is off for every variant (its weights cannot be downloaded here, and it costs the same in all
-four).  Target of the issue: full AnatoMaskGAN <= 1.25 x SPADE at n = 16 slices, 128 x 128, on CPU.
+four).  Target: full AnatoMaskGAN <= 1.25 x SPADE at n = 16 slices, 128 x 128, on CPU.
 """
 
 from __future__ import annotations

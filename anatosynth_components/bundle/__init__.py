@@ -1,9 +1,10 @@
 """Helpers the bundle configs call: the bundle folder, the data source, checkpoints, inputs."""
 
-from anatosynth_components.bundle.checkpoints import latest_checkpoint, required_file
+from anatosynth_components.bundle.checkpoints import required_file
 from anatosynth_components.bundle.dataset import dataset_or_demo
 from anatosynth_components.bundle.flags import flag
 from anatosynth_components.bundle.inputs import label_files, synthesis_items
+from anatosynth_components.bundle.overlay import require_base
 from anatosynth_components.bundle.root import bundle_root
 
 __all__ = [
@@ -11,7 +12,7 @@ __all__ = [
     "dataset_or_demo",
     "flag",
     "label_files",
-    "latest_checkpoint",
+    "require_base",
     "required_file",
     "synthesis_items",
 ]

@@ -8,13 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from anatosynth_components.data.dataset_index import detect_layout, read_dataset
+from anatosynth_components.data.file_names import is_nifti
 from anatosynth_components.errors import ConfigError, DataError
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
-def is_nifti(path: Path) -> bool:
-    return path.name.endswith(NIFTI_SUFFIXES)
 
 
 def label_files(source: str | os.PathLike, split_file: str | os.PathLike | None = None) -> list[str]:

@@ -3,8 +3,10 @@
 Example::
 
     anatosynth package bundles/anatomask_oasis --out dist \\
-        --schema ../shared/schemas/meta_schema_20240725.json \\
         --large-file-url models/model.pt=https://example.org/anatomask_oasis/model.pt
+
+The metadata is always validated against the model zoo's schema: the copy shipped in the package
+(``anatosynth_components/packaging/schemas/``), or the file given with ``--schema``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ import argparse
 from pathlib import Path
 
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.packaging.conformance import META_SCHEMA
 
 HELP = "write a zoo-ready bundle folder and zip (bundle files only) and the anatosynth-components wheel"
-
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "meta_schema_20240725.json"
 
 
 def _url(text: str) -> tuple[str, str]:
@@ -34,9 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schema",
         type=Path,
-        default=DEFAULT_SCHEMA if DEFAULT_SCHEMA.is_file() else None,
-        help="the zoo's metadata schema file (default: ../shared/schemas/meta_schema_20240725.json "
-        "beside the checkout, when present); without one the schema check is skipped",
+        default=META_SCHEMA,
+        help=f"the zoo's metadata schema file (default: the copy shipped in the package, {META_SCHEMA.name})",
     )
     parser.add_argument(
         "--large-file-url",
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from anatosynth_components.packaging import package_bundle
 
-    if args.schema is not None and not args.schema.is_file():
+    if not args.schema.is_file():
         raise ConfigError(f"--schema {args.schema}: file not found")
     result = package_bundle(
         args.bundle,

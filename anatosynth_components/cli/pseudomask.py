@@ -20,30 +20,25 @@ from anatosynth_components.acis.pseudomask.edges import DEFAULT_HIGH_THRESHOLD, 
 from anatosynth_components.atomic import atomic_path, write_nifti
 from anatosynth_components.errors import DataError
 
+#: (option, default, help) of the numeric pseudo-mask settings whose default is the library's; the
+#: help names the default
+_LIBRARY_DEFAULTS = (
+    ("--bandwidth-mm", DEFAULT_BANDWIDTH_MM, "KDE bandwidth h in mm (Eq. 1; default {:g})"),
+    ("--floor", DEFAULT_FLOOR, "uniform share of the sampling probability (default {:g})"),
+    ("--canny-sigma", 1.0, "Canny smoothing in voxels ({:g})"),
+    ("--low-threshold", DEFAULT_LOW_THRESHOLD, "Canny low threshold, a gradient magnitude quantile ({:g})"),
+    ("--high-threshold", DEFAULT_HIGH_THRESHOLD, "Canny high threshold, the same kind of quantile ({:g})"),
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="image volume (NIfTI or any format LoadVolumed reads)")
     parser.add_argument("output", help="pseudo-mask to write (.nii or .nii.gz)")
     parser.add_argument("--num-points", type=int, required=True, help="number of seeds N (Voronoi cells)")
     parser.add_argument("--seed", type=int, required=True, help="random seed (same seed, same mask)")
-    parser.add_argument(
-        "--bandwidth-mm", type=float, default=DEFAULT_BANDWIDTH_MM,
-        help=f"KDE bandwidth h in mm (Eq. 1; default {DEFAULT_BANDWIDTH_MM:g})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--floor", type=float, default=DEFAULT_FLOOR,
-        help=f"uniform share of the sampling probability (default {DEFAULT_FLOOR:g})",
-    )  # fmt: skip
     parser.add_argument("--edge-points", type=int, help="use a random subset of n edge points (Eq. 1's n)")
-    parser.add_argument("--canny-sigma", type=float, default=1.0, help="Canny smoothing in voxels (1.0)")
-    parser.add_argument(
-        "--low-threshold", type=float, default=DEFAULT_LOW_THRESHOLD,
-        help=f"Canny low threshold, a quantile of the gradient magnitude ({DEFAULT_LOW_THRESHOLD:g})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--high-threshold", type=float, default=DEFAULT_HIGH_THRESHOLD,
-        help=f"Canny high threshold, a quantile of the gradient magnitude ({DEFAULT_HIGH_THRESHOLD:g})",
-    )  # fmt: skip
+    for option, default, text in _LIBRARY_DEFAULTS:
+        parser.add_argument(option, type=float, default=default, help=text.format(default))
     parser.add_argument(
         "--edge-method", default="auto", choices=("auto", "nd", "slices"),
         help="auto: skimage Canny in 2D, 3D Canny in 3D; slices: 2D Canny per slice of the last axis",

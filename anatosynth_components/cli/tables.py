@@ -9,6 +9,11 @@ exact configuration, one file per finished cell (a rerun skips them), ``table.md
 ``results.json``.  ``--set KEY=VALUE`` changes any configuration key (JSON values); a folder made
 with another configuration is an error unless ``--overwrite``.
 
+``--bundle`` and ``--acis-bundle`` (and the configuration's ``bundle`` / ``synthetic.acis_bundle``)
+take a bundle folder's path; a bare name such as ``anatomask_oasis`` works only where the package
+runs from a repository checkout that holds ``bundles/<name>`` (see
+:func:`~anatosynth_components.experiments.bundle_runner.resolve_bundle`).
+
 Example::
 
     anatosynth tables ablation --scale demo
@@ -23,6 +28,7 @@ import importlib
 from pathlib import Path
 
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.experiments.bundle_runner import resolve_bundle
 from anatosynth_components.experiments.overrides import apply_overrides
 
 EXPERIMENTS = {
@@ -58,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--show-config", action="store_true", help="print the configuration and exit")
         if name == "ablation":
             p.add_argument(
-                "--bundle", help="bundle name under bundles/ or a bundle folder (default anatomask_oasis)"
+                "--bundle",
+                help="the AnatoMaskGAN bundle folder (a bare name, default anatomask_oasis, is looked up "
+                "in the repository checkout's bundles/)",
             )
         if name in ACIS:
             group = p.add_mutually_exclusive_group()
@@ -66,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "--synthetic-datalist", help="datalist JSON of synthetic image-annotation pairs"
             )
             group.add_argument(
-                "--acis-bundle", help="ACIS bundle folder that samples them (default: bundles/acis_*)"
+                "--acis-bundle",
+                help="ACIS bundle folder that samples them (a bare name, default acis_tlobes / acis_penet, "
+                "is looked up in the repository checkout's bundles/)",
             )
             p.add_argument(
                 "--acis-samples", type=int, help="pairs the ACIS bundle samples per training subset"
@@ -99,7 +109,18 @@ def build_config(args: argparse.Namespace) -> tuple[object, dict]:
             config["synthetic_intensity"] = args.synthetic_intensity
     config = apply_overrides(config, args.overrides, free_dicts=module.FREE_DICTS)
     config["scale"] = args.scale
+    resolve_bundles(config)
     return module, config
+
+
+def resolve_bundles(config: dict) -> None:
+    """Replace, in place, the bundles the configuration names by their folders' absolute paths
+    (:func:`resolve_bundle`): ``bundle`` and, when the synthetic arm runs, ``synthetic.acis_bundle``."""
+    if config.get("bundle") is not None:
+        config["bundle"] = str(resolve_bundle(config["bundle"], "--bundle"))
+    synthetic = config.get("synthetic")
+    if "synthetic" in config.get("arms", []) and isinstance(synthetic, dict) and synthetic.get("acis_bundle"):
+        synthetic["acis_bundle"] = str(resolve_bundle(synthetic["acis_bundle"], "--acis-bundle"))
 
 
 def run(args: argparse.Namespace) -> int:

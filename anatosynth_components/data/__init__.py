@@ -4,22 +4,27 @@ Readers (each returns a :class:`DatasetIndex`): :func:`read_learn2reg`, :func:`r
 :func:`read_penet`, :func:`read_datalist`, and :func:`read_dataset` which detects the layout.
 
 Transforms (MONAI dictionary transforms): :class:`LoadVolumed`, :class:`ValidateVolumed`,
-:class:`RemapLabelsd`, :class:`PercentileScaled`, :class:`HUWindowd`, :class:`ResizeSlicesd`,
-:class:`SliceStackd`, :class:`RandSliceStackd`, :class:`SaveSynthesisd`.
+:class:`RemapLabelsd`, :class:`ResizeSlicesd`, :class:`SliceStackd`, :class:`RandSliceStackd`,
+:class:`SaveSynthesisd`.
 
 A typical pipeline, as a bundle config wires it::
 
     index = read_dataset(dataset_dir)
     parts = split_subjects(index.items, f"{output_dir}/split.json", seed=0)
     volume = Compose([LoadVolumed(["image", "label"]), RemapLabelsd("label", "aseg_to_oasis35"),
-                      ValidateVolumed(label_ids=range(1, 36)), PercentileScaled("image"),
+                      ValidateVolumed(label_ids=range(1, 36)),
+                      ScaleIntensityRangePercentilesd("image", lower=0.5, upper=99.5, b_min=0, b_max=1,
+                                                      clip=True),
                       ResizeSlicesd(["image", "label"], (224, 224), axis=2)])
     train_ds = CacheDataset(parts["training"], Compose([volume, RandSliceStackd(["image", "label"], 5)]))
+
+Intensity normalisation is MONAI's, written in the configs: ``ScaleIntensityRangePercentilesd`` (MRI,
+percentiles 0.5 / 99.5 -> [0, 1]) and ``ScaleIntensityRanged`` (CT, a Hounsfield window -> [0, 1]:
+[-1000, 600] for the ACIS chest CT, [-175, 250] for the abdominal organs), both clipped.
 """
 
 from anatosynth_components.data.datalist import read_datalist
 from anatosynth_components.data.dataset_index import LAYOUTS, DatasetIndex, detect_layout, read_dataset
-from anatosynth_components.data.intensity import HU_WINDOWS, HUWindowd, PercentileScaled
 from anatosynth_components.data.label_tables import LABEL_SETS, LABEL_TABLES, LabelTable, get_label_table
 from anatosynth_components.data.learn2reg import read_learn2reg
 from anatosynth_components.data.load_volume import LoadVolumed
@@ -35,15 +40,12 @@ from anatosynth_components.data.validate_volume import ValidateVolumed
 
 __all__ = [
     "LAYOUTS",
-    "HU_WINDOWS",
     "LABEL_SETS",
     "LABEL_TABLES",
     "DatasetIndex",
-    "HUWindowd",
     "LabelTable",
     "LoadVolumed",
     "PENetReader",
-    "PercentileScaled",
     "RandSliceStackd",
     "RemapLabelsd",
     "ResizeSlicesd",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anatosynth_components.data.file_names import image_stem
 from anatosynth_components.errors import DataError
 
 LAYOUTS = ("learn2reg", "neurite_oasis", "penet", "datalist")
@@ -66,10 +67,9 @@ class DatasetIndex:
 
 def volume_name(image: str) -> str:
     """``.../OASIS_0001_0000.nii.gz`` -> ``OASIS_0001_0000``; a PENet address -> its study."""
-    name = str(image).rsplit("::", 1)[-1] if "::" in str(image) else Path(image).name
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
-        name = name.removesuffix(ext)
-    return name
+    if "::" in str(image):
+        return str(image).rsplit("::", 1)[-1]
+    return image_stem(image)
 
 
 def read_json(path: Path) -> Any:
@@ -84,12 +84,21 @@ def read_json(path: Path) -> Any:
 
 def resolve(root: Path, rel: str, listed_in: Path, what: str) -> Path:
     """``root / rel`` that must exist (a file, or a folder for a DICOM series)."""
+    check_listed_path(rel, listed_in, what)
+    return existing(Path(rel) if os.path.isabs(rel) else root / rel, rel, listed_in, what)
+
+
+def check_listed_path(rel: object, listed_in: Path, what: str) -> None:
+    """``DataError`` naming ``listed_in`` when the ``what`` entry ``rel`` is not a non-empty string."""
     if not isinstance(rel, str) or not rel:
         raise DataError(f"{listed_in}: {what} entry {rel!r} is not a path")
-    path = Path(rel) if os.path.isabs(rel) else root / rel
-    if not path.exists():
+
+
+def existing(path: str | os.PathLike, rel: str, listed_in: Path, what: str) -> Path:
+    """``path`` (the entry ``rel`` of ``listed_in`` resolved) if it exists, else a ``DataError``."""
+    if not os.path.exists(path):
         raise DataError(f"{listed_in} lists {what} {rel!r}, but {path} does not exist")
-    return path
+    return Path(path)
 
 
 def parse_label_names(raw: Any, source: Path) -> dict[int, str]:

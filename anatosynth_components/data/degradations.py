@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from monai.networks.layers.convutils import gaussian_1d
 from monai.networks.layers.simplelayers import separable_filtering
 
+from anatosynth_components.checks import check_positive_float, check_positive_int
 from anatosynth_components.errors import ConfigError, DataError
 
 #: the paper's reconstruction tasks (Sec. 3.1).
@@ -99,8 +100,7 @@ def _check(x: torch.Tensor, what: str) -> int:
 def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Bilinear (trilinear) downsampling by an integer ``factor``: (B, C, *S) -> (B, C, *S / factor)."""
     dims = _check(x, "downsample")
-    if not isinstance(factor, int) or factor < 1:
-        raise ConfigError(f"downsample: factor must be a positive integer, got {factor!r}")
+    check_positive_int("downsample: factor", factor)
     if any(s % factor for s in x.shape[2:]):
         raise DataError(
             f"downsample: spatial size {tuple(x.shape[2:])} is not a multiple of the factor {factor}"
@@ -123,8 +123,7 @@ def gaussian_kernel(sigma: float, truncated: float = 4.0) -> torch.Tensor:
 def gaussian_blur(x: torch.Tensor, sigma: float, truncated: float = 4.0) -> torch.Tensor:
     """Separable Gaussian blur of every spatial axis with ``sigma`` pixels, reflected borders."""
     _check(x, "gaussian_blur")
-    if not sigma > 0:
-        raise ConfigError(f"gaussian_blur: sigma must be positive, got {sigma!r}")
+    check_positive_float("gaussian_blur: sigma", sigma)
     kernel = gaussian_kernel(sigma, truncated).to(x)
     if any(s <= len(kernel) // 2 for s in x.shape[2:]):
         raise DataError(
@@ -139,8 +138,7 @@ def add_gaussian_noise(
 ) -> torch.Tensor:
     """``x`` + zero-mean Gaussian noise of standard deviation ``sigma`` (not clipped)."""
     _check(x, "add_gaussian_noise")
-    if not sigma > 0:
-        raise ConfigError(f"add_gaussian_noise: sigma must be positive, got {sigma!r}")
+    check_positive_float("add_gaussian_noise: sigma", sigma)
     noise = torch.randn(
         x.shape, generator=generator, dtype=x.dtype, device=generator.device if generator else x.device
     )

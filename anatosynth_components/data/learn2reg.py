@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from anatosynth_components.data.dataset_index import DatasetIndex, parse_label_names, read_json, resolve
+from anatosynth_components.data.file_names import image_stem
 from anatosynth_components.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,7 @@ _CHANNEL_SUFFIX = re.compile(r"^(?P<subject>.+)_(?P<channel>\d{4})$")
 
 def subject_from_filename(path: str | Path) -> str:
     """``.../OASIS_0001_0000.nii.gz`` -> ``OASIS_0001``; other names lose only their extension."""
-    name = Path(path).name
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".gz"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
+    name = image_stem(path)
     match = _CHANNEL_SUFFIX.match(name)
     return match["subject"] if match else name
 

@@ -23,6 +23,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Resize
+from monai.utils import convert_to_tensor
 
 from anatosynth_components.errors import DataError
 
@@ -58,7 +59,7 @@ class ResizeToSourced(MapTransform):
         shape = tuple(int(s) for s in np.asarray(meta["spatial_shape"]).reshape(-1).tolist())
         for key in self.key_iterator(d):
             pred = d[key]
-            plain = pred.as_tensor() if isinstance(pred, MetaTensor) else torch.as_tensor(pred)
+            plain = convert_to_tensor(pred, track_meta=False)
             if len(shape) != plain.ndim - 1:
                 raise DataError(
                     f"{key} {tuple(plain.shape)} and the source shape {shape} differ in dimensions"

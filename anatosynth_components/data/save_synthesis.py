@@ -19,18 +19,10 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from anatosynth_components.atomic import write_nifti
+from anatosynth_components.data.file_names import image_stem
 from anatosynth_components.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
-
-
-def stem(filename: str | os.PathLike) -> str:
-    """File name without its NIfTI suffix: ``a/OASIS_0001_0000.nii.gz`` -> ``OASIS_0001_0000``."""
-    name = Path(filename).name
-    for suffix in (".nii.gz", ".nii", ".gz"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 class SaveSynthesisd(MapTransform):
@@ -70,7 +62,7 @@ class SaveSynthesisd(MapTransform):
         self.output_range = None if output_range is None else [float(v) for v in output_range]
 
     def path_for(self, d: Mapping[Hashable, Any], source: str) -> Path:
-        name = f"{stem(source)}_{self.postfix}"
+        name = f"{image_stem(source)}_{self.postfix}"
         if self.num_samples > 1:
             name += f"_s{int(d.get(self.sample_key, 0))}"
         return self.output_dir / f"{name}.nii.gz"

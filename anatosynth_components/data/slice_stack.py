@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable
+from monai.utils import convert_to_tensor
 
+from anatosynth_components.checks import check_fraction, check_positive_int, check_spatial_axis
 from anatosynth_components.errors import ConfigError, DataError
 
 
@@ -44,11 +46,53 @@ def stack_starts(depth: int, num_slices: int, stride: int = 1) -> list[int]:
 def cut_stack(x: torch.Tensor, axis: int, start: int, num_slices: int) -> torch.Tensor:
     """Slices ``start .. start + num_slices - 1`` along spatial ``axis`` of a channel-first tensor,
     with that axis moved first: (C, X, Y, Z) -> (C, n, H, W)."""
-    plain = x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
+    plain = convert_to_tensor(x, track_meta=False)
     return torch.movedim(plain, axis + 1, 1)[:, start : start + num_slices].contiguous()
 
 
-class SliceStackd(MapTransform):
+class AxisSlicingd(MapTransform):
+    """What the transforms that cut channel-first volumes (C, X, Y, Z) along a spatial ``axis`` share
+    (the stacks here, the 2-D slices of :mod:`anatosynth_components.acis.slices`): the checked axis, the
+    volumes' depth along it, and the labelled voxels of every slice.
+
+    Args:
+        keys: keys of the volumes to cut (all must share the spatial shape).
+        axis: spatial axis to slice along (0, 1 or 2; 2 is z for RAS volumes).
+
+    Example::
+
+        >>> t = SliceStackd("label", num_slices=2, axis=2)  # a subclass
+        >>> label = torch.zeros(1, 2, 3, 4); label[0, :, :, 1] = 1
+        >>> t.depth_of({"label": label}), t.foreground_per_slice(label).tolist()
+        (4, [0, 6, 0, 0])
+    """
+
+    def __init__(self, keys: KeysCollection, axis: int = 2, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.axis = check_spatial_axis(axis)
+
+    def depth_of(self, d: Mapping[Hashable, Any]) -> int:
+        """Length along ``axis`` of the volumes of ``d``; ``DataError`` naming the subject when they
+        differ in shape or are not 3-D."""
+        shapes = {tuple(d[k].shape[1:]) for k in self.key_iterator(d)}
+        if len(shapes) != 1:
+            raise DataError(
+                f"subject {d.get('subject', '?')}: keys {list(self.keys)} differ in shape {shapes}"
+            )
+        shape = shapes.pop()
+        if len(shape) != 3:
+            raise DataError(
+                f"subject {d.get('subject', '?')}: expected 3-D volumes, got spatial shape {shape}"
+            )
+        return shape[self.axis]
+
+    def foreground_per_slice(self, label: Any) -> np.ndarray:
+        """Non-zero voxels (all channels) of every slice of ``label`` along ``axis``, (depth,) int64."""
+        nonzero = torch.movedim(convert_to_tensor(label, track_meta=False) != 0, self.axis + 1, 0)
+        return nonzero.flatten(1).sum(1).cpu().numpy()
+
+
+class SliceStackd(AxisSlicingd):
     """Every stack of a volume (deterministic; for evaluation and inference).
 
     Args:
@@ -69,23 +113,8 @@ class SliceStackd(MapTransform):
         stride: int = 1,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if axis not in (0, 1, 2):
-            raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
-        self.num_slices, self.axis, self.stride = int(num_slices), int(axis), int(stride)
-
-    def depth_of(self, d: Mapping[Hashable, Any]) -> int:
-        shapes = {tuple(d[k].shape[1:]) for k in self.key_iterator(d)}
-        if len(shapes) != 1:
-            raise DataError(
-                f"subject {d.get('subject', '?')}: keys {list(self.keys)} differ in shape {shapes}"
-            )
-        shape = shapes.pop()
-        if len(shape) != 3:
-            raise DataError(
-                f"subject {d.get('subject', '?')}: expected 3-D volumes, got spatial shape {shape}"
-            )
-        return shape[self.axis]
+        super().__init__(keys, axis, allow_missing_keys)
+        self.num_slices, self.stride = int(num_slices), int(stride)
 
     def stack(self, d: Mapping[Hashable, Any], start: int, depth: int) -> dict[Hashable, Any]:
         out = {k: v for k, v in d.items() if k not in self.keys}
@@ -132,23 +161,16 @@ class RandSliceStackd(Randomizable, SliceStackd):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, num_slices, axis, 1, allow_missing_keys)
-        if num_samples < 1:
-            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
-        if not 0.0 <= min_foreground < 1.0:
-            raise ConfigError(f"min_foreground must be in [0, 1), got {min_foreground}")
-        self.num_samples, self.label_key, self.min_foreground = (
-            int(num_samples),
-            label_key,
-            float(min_foreground),
-        )
+        self.num_samples = check_positive_int("num_samples", num_samples)
+        self.label_key = label_key
+        self.min_foreground = check_fraction("min_foreground", min_foreground, upper_open=True)
 
     def eligible(self, d: Mapping[Hashable, Any], depth: int) -> np.ndarray:
         starts = np.asarray(self.starts(d, depth))
         label = d.get(self.label_key)
         if self.min_foreground <= 0 or label is None:
             return starts
-        per_slice = torch.movedim(torch.as_tensor(label) != 0, self.axis + 1, 1).flatten(2).sum(dim=(0, 2))
-        window = np.convolve(per_slice.numpy(), np.ones(self.num_slices), mode="valid")
+        window = np.convolve(self.foreground_per_slice(label), np.ones(self.num_slices), mode="valid")
         voxels = label[0].numel() / depth * self.num_slices
         ok = starts[window[starts] >= self.min_foreground * voxels]
         return ok if ok.size else starts

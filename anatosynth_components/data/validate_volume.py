@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+from monai.utils import convert_to_tensor
 
 from anatosynth_components.errors import DataError
 
@@ -81,7 +82,7 @@ class ValidateVolumed(MapTransform):
                 )
 
     def _check_label_values(self, label: torch.Tensor, lname: str) -> None:
-        values = torch.unique(label.as_tensor() if isinstance(label, MetaTensor) else label)
+        values = torch.unique(convert_to_tensor(label, track_meta=False))
         if values.is_floating_point() and not torch.all(values == torch.round(values)):
             bad = values[values != torch.round(values)][:5].tolist()
             raise DataError(f"{lname}: label map has non-integer values, e.g. {bad}")

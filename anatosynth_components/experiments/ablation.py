@@ -8,7 +8,8 @@ Each variant is one resumable cell.  It runs, in its own bundle root ``<out>/var
    from a SPADE backbone and successively adding GNN-SASE, 3D Spatial-Noise, and G-TC"), the same
    ``seed``, epochs and overrides for every variant, one shared subject split (``split_file``) and
    one dataset folder;
-2. ``python -m monai.bundle run evaluating --config_file <bundle>/configs/evaluate.json`` with the
+2. ``python -m monai.bundle run evaluating --config_file "['<bundle>/configs/train.json',
+   '<bundle>/configs/evaluate.json']"`` (``evaluate.json`` is an overlay of ``train.json``) with the
    same network keys, which writes ``eval/metrics.json``: PSNR, SSIM, inter-slice coherence and,
    only with its genuine pretrained weights, LPIPS (otherwise the reason is recorded and the
    table says "unavailable").
@@ -34,9 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anatosynth_components.checks import check_choices, check_positive_int
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.experiments.bundle_runner import REPO_BUNDLES, run_bundle
-from anatosynth_components.experiments.cells import Cell, run_cells
+from anatosynth_components.experiments.bundle_runner import resolve_bundle, run_bundle
+from anatosynth_components.experiments.cells import Cell, run_grid
 from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir
 from anatosynth_components.experiments.markdown import markdown_table
 from anatosynth_components.experiments.plots import bar_panels
@@ -70,26 +72,20 @@ METRICS: dict[str, tuple[str, int, str]] = {
     "st_lpips": ("ST-LPIPS ↓", 4, "lower"),
 }
 
-#: paper Table II (PSNR, SSIM, LPIPS), by the bundle's demo kind.
+#: paper Table II as printed: one row per variant, (PSNR, SSIM, LPIPS) on each dataset of
+#: :data:`TABLE_II_DATASETS`, in that order.
+_TABLE_II_ROWS: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "spade": ((24.50, 0.8871, 0.1036), (21.36, 0.8550, 0.0917)),
+    "gnn_sif": ((26.22, 0.9115, 0.0570), (21.41, 0.8560, 0.1030)),
+    "gnn_sif_noise3d": ((26.42, 0.9116, 0.0567), (21.43, 0.8512, 0.0919)),
+    "anatomaskgan": ((26.50, 0.9229, 0.0559), (21.98, 0.8602, 0.0807)),
+}
+#: the bundle's demo kind and the dataset name of each column group of Table II
+TABLE_II_DATASETS = (("brain", "L2R-OASIS"), ("abdomen", "L2R-Abdomen CT"))
+#: paper Table II (PSNR, SSIM, LPIPS), by the bundle's demo kind: (dataset name, variant -> values).
 PAPER_TABLE_II: dict[str, tuple[str, dict[str, tuple[float, float, float]]]] = {
-    "brain": (
-        "L2R-OASIS",
-        {
-            "spade": (24.50, 0.8871, 0.1036),
-            "gnn_sif": (26.22, 0.9115, 0.0570),
-            "gnn_sif_noise3d": (26.42, 0.9116, 0.0567),
-            "anatomaskgan": (26.50, 0.9229, 0.0559),
-        },
-    ),
-    "abdomen": (
-        "L2R-Abdomen CT",
-        {
-            "spade": (21.36, 0.8550, 0.0917),
-            "gnn_sif": (21.41, 0.8560, 0.1030),
-            "gnn_sif_noise3d": (21.43, 0.8512, 0.0919),
-            "anatomaskgan": (21.98, 0.8602, 0.0807),
-        },
-    ),
+    kind: (name, {variant: row[i] for variant, row in _TABLE_II_ROWS.items()})
+    for i, (kind, name) in enumerate(TABLE_II_DATASETS)
 }
 
 #: the CPU network of scripts/quickstart.sh (keys passed to train.json and evaluate.json).
@@ -129,24 +125,19 @@ FREE_DICTS = ("network", "train", "evaluate")
 
 
 def bundle_dir(bundle: str) -> Path:
-    """A bundle folder: a name under the repository's ``bundles/`` or a path."""
-    path = Path(bundle)
-    if not (path / "configs").is_dir():
-        path = REPO_BUNDLES / bundle
+    """A bundle folder: a path, or a bare name in the checkout's ``bundles/`` (:func:`resolve_bundle`)."""
+    path = resolve_bundle(bundle, "bundle")
     for name in ("train.json", "evaluate.json"):
         if not (path / "configs" / name).is_file():
             raise ConfigError(f"bundle {bundle!r}: {path / 'configs' / name} not found")
-    return path.resolve()
+    return path
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """Check the configuration and fill in what it implies (the demo dataset the bundle would use)."""
     config = copy.deepcopy(config)
-    unknown = [v for v in config["variants"] if v not in VARIANTS]
-    if unknown or not config["variants"]:
-        raise ConfigError(f"variants: unknown {unknown}; choose from {list(VARIANTS)}")
-    if not isinstance(config["epochs"], int) or config["epochs"] < 1:
-        raise ConfigError(f"epochs must be a positive integer, got {config['epochs']!r}")
+    check_choices("variants", config["variants"], list(VARIANTS))
+    check_positive_int("epochs", config["epochs"])
     for key in FREE_DICTS:
         clash = sorted(set(config[key]) & {"use_gnn_sif", "use_noise3d", "use_gtc", "seed", "bundle_root"})
         if clash:
@@ -205,7 +196,7 @@ def _variant_cell(
     t0 = time.perf_counter()
     cmd = run_bundle(
         "evaluating",
-        bundle / "configs" / "evaluate.json",
+        json.dumps([str(bundle / "configs" / "train.json"), str(bundle / "configs" / "evaluate.json")]),
         root,
         {**common, **net, **config["evaluate"]},
         root / "evaluate.log",
@@ -333,13 +324,11 @@ def run(
     folder = ResultsFolder.open(out, NAME, config, overwrite=overwrite)
     data_dir = dataset_root(config, folder, progress)
     cells = [Cell(v, {"variant": v, **VARIANTS[v]}) for v in config["variants"]]
-    runs = run_cells(
+    return run_grid(
         folder,
         cells,
         lambda c: _variant_cell(config, folder, data_dir, c, progress),
-        desc=NAME,
-        progress=progress,
+        lambda results: build_outputs(config, folder, results),
+        NAME,
+        progress,
     )
-    doc = build_outputs(config, folder, runs.results)
-    doc["this_run"] = runs.summary()
-    return doc

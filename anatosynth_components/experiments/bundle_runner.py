@@ -6,6 +6,11 @@ training epoch the workflow finishes (ignite's ``<Name>Trainer - INFO - Epoch[k]
 line; validators and evaluators are not counted) advances a nested progress bar, so a cell that
 trains for minutes does not look frozen.
 
+Bundles do not ship in the package: they live in the repository (``bundles/<name>``) and the MONAI
+model zoo.  :func:`resolve_bundle` turns what a user names (``--bundle``, ``--acis-bundle``) into a
+bundle folder: a path to the folder, or, when the package runs from a repository checkout, a bare
+name under that checkout's ``bundles/``.
+
 Example::
 
     run_bundle("training", "bundles/anatomask_oasis/configs/train.json", "runs/x/spade",
@@ -27,9 +32,10 @@ from typing import Any
 from tqdm import tqdm
 
 import anatosynth_components
-from anatosynth_components.errors import AnatoSynthError
+from anatosynth_components.errors import AnatoSynthError, ConfigError
 
-#: the repository's bundles/ folder (bundles named by a plain name are looked up here).
+#: where a repository checkout keeps its bundles, if the package runs from one (an installed wheel
+#: has no such folder); :func:`resolve_bundle` is the way to look a bundle up.
 REPO_BUNDLES = Path(anatosynth_components.__file__).resolve().parents[1] / "bundles"
 
 
@@ -39,6 +45,58 @@ EPOCH_DONE = re.compile(rb"\w*Trainer - INFO - Epoch\[\d+\] Complete")
 
 class ExperimentError(AnatoSynthError):
     """A step of an experiment (a bundle workflow, a sampler) failed; the message says which and why."""
+
+
+def checkout_bundles() -> Path | None:
+    """The ``bundles/`` folder of the repository checkout this package runs from (an editable
+    install: ``pyproject.toml`` and ``bundles/`` beside the package), or None (an installed wheel)."""
+    root = REPO_BUNDLES.parent
+    if (root / "pyproject.toml").is_file() and REPO_BUNDLES.is_dir():
+        return REPO_BUNDLES
+    return None
+
+
+def resolve_bundle(value: str | os.PathLike, option: str = "--bundle") -> Path:
+    """The bundle folder that ``value`` names, as an absolute path.
+
+    ``value`` is a path to a bundle folder (one with ``configs/``), or a bare name such as
+    ``anatomask_oasis``, looked up in the checkout's ``bundles/`` when the package runs from a
+    repository checkout (:func:`checkout_bundles`).
+
+    Raises:
+        ConfigError: naming ``option`` and ``value``: the folder has no ``configs/``, or nothing of
+            that name exists (bundles ship in the repository and the model zoo, not in the package,
+            so an installed package needs the bundle folder's path).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     (Path(tmp) / "my_bundle" / "configs").mkdir(parents=True)
+    ...     resolve_bundle(Path(tmp) / "my_bundle") == (Path(tmp) / "my_bundle").resolve()
+    True
+    """
+    text = os.fspath(value)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "configs").is_dir():
+            raise ConfigError(f"{option} {text!r}: {path} is not a bundle folder (no configs/ inside)")
+        return path.resolve()
+    bundles = checkout_bundles()
+    bare = text and path.name == text and text not in (".", "..")
+    if bare and bundles is not None and (bundles / text / "configs").is_dir():
+        return (bundles / text).resolve()
+    if not bare:
+        where = "no such folder"
+    elif bundles is None:
+        where = (
+            "not a folder, and this installation of anatosynth-components runs from no repository "
+            "checkout whose bundles/ could hold it"
+        )
+    else:
+        where = f"not a folder, nor a bundle in {bundles}"
+    raise ConfigError(
+        f"{option} {text!r}: {where}. Bundles ship in the AnatoSynth repository (bundles/<name>) and the "
+        f"MONAI model zoo, not in the package: pass the bundle folder's path ({option} /path/to/<bundle>)"
+    )
 
 
 def override_text(value: Any) -> str:

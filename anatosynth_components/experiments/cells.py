@@ -107,3 +107,19 @@ def run_cells(
         run.results[cell.id] = record["result"]
     run.wall_s = time.perf_counter() - start
     return run
+
+
+def run_grid(
+    folder: ResultsFolder,
+    cells: Sequence[Cell],
+    compute: Callable[[Cell], dict[str, Any]],
+    outputs: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
+    desc: str,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`run_cells`, then ``outputs(results)`` (an experiment's tables and figures, returning its
+    ``results.json`` document) with what this run did under ``"this_run"``."""
+    runs = run_cells(folder, cells, compute, desc=desc, progress=progress)
+    doc = outputs(runs.results)
+    doc["this_run"] = runs.summary()
+    return doc

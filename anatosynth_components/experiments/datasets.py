@@ -1,14 +1,31 @@
 """The dataset folder of an experiment: the user's ``dataset_dir``, or demo phantoms generated once
-into the results folder (``<out>/data/<kind>``) in the real dataset's layout."""
+into the results folder (``<out>/data/<kind>``) in the real dataset's layout; and the CT intensity
+scaling of the ACIS experiments."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from monai.transforms import Lambdad, ScaleIntensityRanged, Transform
+
 from anatosynth_components.data.demo.generate import generate_demo
+from anatosynth_components.data.validate_volume import source_name
 from anatosynth_components.errors import DataError
 from anatosynth_components.experiments.results_folder import ResultsFolder
+from anatosynth_components.experiments.synthetic import check_unit_range
+
+#: ACIS paper Sec. 3.1: "CT clipped to HU [-1000, 600]" and scaled to [0, 1], on ``data["image"]``
+CHEST_CT_TO_UNIT = ScaleIntensityRanged("image", a_min=-1000, a_max=600, b_min=0, b_max=1, clip=True)
+
+
+def to_unit_range(intensity: str) -> Transform:
+    """The dictionary transform that brings ``data["image"]`` to [0, 1]: :data:`CHEST_CT_TO_UNIT` for
+    ``"chest"`` (Hounsfield units), for ``"unit"`` (already in [0, 1]) the check that it is
+    (:func:`~anatosynth_components.experiments.synthetic.check_unit_range`, naming the file)."""
+    if intensity == "chest":
+        return CHEST_CT_TO_UNIT
+    return Lambdad("image", lambda x: check_unit_range(x, source_name(x, "image")))
 
 
 def resolve_dataset_dir(config: dict[str, Any]) -> dict[str, Any]:

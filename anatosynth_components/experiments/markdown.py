@@ -1,4 +1,4 @@
-"""Markdown tables.
+"""Markdown tables, and the notes under the downstream experiments' tables.
 
 Example:
     >>> print(markdown_table(["model", "PSNR"], [["SPADE", "24.50"], ["ours", "26.50"]]))
@@ -10,7 +10,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def _cell(value: object) -> str:
@@ -28,3 +29,35 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     ]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def p_value_lines(
+    stats: Mapping[str, Mapping[str, Any]], keys: Sequence[str], titles: Sequence[str], caption: str
+) -> list[str]:
+    """``["", caption, "", table]`` of the cells of ``stats`` that hold the p-values ``keys`` (each a
+    ``{"p": ...}`` entry), one column per key titled by ``titles``; ``[]`` when no cell has them.
+
+    >>> stats = {"n4-synthetic": {"p_dice": {"p": 0.0123}}, "n4-baseline": {}}
+    >>> print("\\n".join(p_value_lines(stats, ["p_dice"], ["p (DCS greater)"], "p-values:")))
+    <BLANKLINE>
+    p-values:
+    <BLANKLINE>
+    | cell | p (DCS greater) |
+    | --- | --- |
+    | n4-synthetic | 0.0123 |
+    """
+    rows = [[k, *(f"{v[key]['p']:.4g}" for key in keys)] for k, v in stats.items() if keys[0] in v]
+    return ["", caption, "", markdown_table(["cell", *titles], rows)] if rows else []
+
+
+def demo_data_lines(config: Mapping[str, Any], phantoms: str, paper_data: str) -> list[str]:
+    """The note that the numbers come from the demo phantoms (``config["demo"]["kind"]``) when the
+    experiment ran without a ``dataset_dir``; ``[]`` otherwise."""
+    if config["dataset_dir"] is not None:
+        return []
+    kind = config["demo"]["kind"]
+    return [
+        "",
+        f"Data: procedural {phantoms} (`anatosynth demo-data --kind {kind}`); a pipeline check, not the "
+        f"paper's {paper_data} figures.",
+    ]

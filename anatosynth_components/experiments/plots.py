@@ -22,6 +22,24 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def _means_stds(values: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) pairs -> float arrays of the means and of the stds (a NaN std drawn as 0)."""
+    means = np.array([v[0] for v in values], dtype=float)
+    return means, np.nan_to_num(np.array([v[1] for v in values], dtype=float))
+
+
+def _set_ylim(ax: plt.Axes, low: float, high: float, margin: float) -> None:
+    """Y range ``[low, high]`` widened by ``margin`` of its height (or of ``high`` when flat)."""
+    pad = margin * (high - low) if high > low else 0.1 * max(abs(high), 1e-3)
+    ax.set_ylim(low - pad, high + pad)
+
+
+def _finish(fig: plt.Figure, title: str, path: str | os.PathLike) -> None:
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
 def bar_panels(
     path: str | os.PathLike,
     groups: Sequence[str],
@@ -40,22 +58,14 @@ def bar_panels(
     x = np.arange(len(groups))
     colors = plt.get_cmap("viridis")(np.linspace(0.15, 0.85, max(1, len(groups))))
     for ax, (name, values) in zip(axes[0], panels.items(), strict=False):
-        means = np.array([v[0] for v in values], dtype=float)
-        stds = np.array([v[1] for v in values], dtype=float)
+        means, stds = _means_stds(values)
         ok = np.isfinite(means)
-        ax.bar(x[ok], means[ok], yerr=np.nan_to_num(stds[ok]), color=colors[ok], capsize=3)
+        ax.bar(x[ok], means[ok], yerr=stds[ok], color=colors[ok], capsize=3)
         ax.set_xticks(x, groups, rotation=30, ha="right", fontsize=8)
         ax.set_title(name, fontsize=10)
         if ok.any():
-            low, high = (
-                np.nanmin(means[ok] - np.nan_to_num(stds[ok])),
-                np.nanmax(means[ok] + np.nan_to_num(stds[ok])),
-            )
-            pad = 0.15 * (high - low) if high > low else 0.1 * max(abs(high), 1e-3)
-            ax.set_ylim(low - pad, high + pad)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    _save(fig, path)
+            _set_ylim(ax, np.nanmin(means[ok] - stds[ok]), np.nanmax(means[ok] + stds[ok]), 0.15)
+    _finish(fig, title, path)
 
 
 def line_panels(
@@ -74,8 +84,7 @@ def line_panels(
     x = np.asarray(x_values, dtype=float)
     for ax, (name, series) in zip(axes[0], panels.items(), strict=False):
         for label, values in series.items():
-            means = np.array([v[0] for v in values], dtype=float)
-            stds = np.nan_to_num(np.array([v[1] for v in values], dtype=float))
+            means, stds = _means_stds(values)
             ax.plot(x, means, marker="o", label=label)
             ax.fill_between(x, means - stds, means + stds, alpha=0.15)
         ax.set_xscale("log", base=2) if len(x) > 1 and np.all(x > 0) else None
@@ -83,9 +92,7 @@ def line_panels(
         ax.set_xlabel(x_label)
         ax.set_title(name, fontsize=10)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    _save(fig, path)
+    _finish(fig, title, path)
 
 
 def grouped_bar_panels(
@@ -108,8 +115,7 @@ def grouped_bar_panels(
         width = 0.8 / max(1, len(series))
         lows, highs = [], []
         for k, (label, values) in enumerate(series.items()):
-            means = np.array([v[0] for v in values], dtype=float)
-            stds = np.nan_to_num(np.array([v[1] for v in values], dtype=float))
+            means, stds = _means_stds(values)
             ok = np.isfinite(means)
             ax.bar(
                 x[ok] + (k - (len(series) - 1) / 2) * width,
@@ -126,9 +132,5 @@ def grouped_bar_panels(
         ax.set_title(name, fontsize=10)
         ax.legend(fontsize=7)
         if lows:
-            low, high = min(lows), max(highs)
-            pad = 0.1 * (high - low) if high > low else 0.1 * max(abs(high), 1e-3)
-            ax.set_ylim(low - pad, high + pad)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    _save(fig, path)
+            _set_ylim(ax, min(lows), max(highs), 0.1)
+    _finish(fig, title, path)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +44,15 @@ import numpy as np
 import torch
 from monai.data import Dataset
 from monai.transforms import RandSpatialCropd, Resized
-from monai.utils import convert_to_tensor, set_determinism
+from monai.utils import convert_to_tensor
 
-from anatosynth_components.data import HUWindowd, LoadVolumed, ResizeSlicesd, read_dataset
+from anatosynth_components.checks import check_choices
+from anatosynth_components.data import LoadVolumed, ResizeSlicesd, read_dataset
 from anatosynth_components.data.degradations import PAPER_TASKS, Task, degrade, parse_task, upsample
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.experiments.cells import Cell, run_cells
-from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir
-from anatosynth_components.experiments.markdown import markdown_table
+from anatosynth_components.experiments.cells import Cell
+from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir, to_unit_range
+from anatosynth_components.experiments.markdown import demo_data_lines, markdown_table, p_value_lines
 from anatosynth_components.experiments.networks.esrt import ESRT
 from anatosynth_components.experiments.networks.redcnn import REDCNN
 from anatosynth_components.experiments.networks.resnet import EDSRNet
@@ -60,13 +60,13 @@ from anatosynth_components.experiments.plots import grouped_bar_panels
 from anatosynth_components.experiments.results_folder import ResultsFolder
 from anatosynth_components.experiments.summary import mean_std, summarize
 from anatosynth_components.experiments.synthetic import (
-    check_unit_range,
-    checked_source,
+    acis_synthetic,
     read_synthetic_items,
     resolve_synthetic,
+    run_downstream,
     synthetic_source,
 )
-from anatosynth_components.experiments.training import train_fixed_iterations
+from anatosynth_components.experiments.training import determinism, train_cell
 from anatosynth_components.metrics.image_scores import image_scores
 from anatosynth_components.metrics.wilcoxon import one_sided_wilcoxon
 
@@ -75,13 +75,6 @@ NETWORKS = ("resnet", "redcnn", "esrt")
 ARMS = ("baseline", "synthetic", "upper_bound")
 ARM_LABELS = {"baseline": "Baseline", "synthetic": "+ Synthetic", "upper_bound": "Upper bound"}
 NET_LABELS = {"resnet": "ResNet", "redcnn": "RED", "esrt": "ESRT"}
-
-_ACIS_NET = {
-    "latent_channels": 4,
-    "pm_channels": [16, 8],
-    "annotation_channels": [8, 16],
-    "image_channels": [8, 16],
-}
 
 SCALES: dict[str, dict[str, Any]] = {
     "demo": {
@@ -105,21 +98,7 @@ SCALES: dict[str, dict[str, Any]] = {
             "redcnn": {"features": 16},
             "esrt": {"channels": 16, "num_hpb": 3, "num_heads": 4, "low_repeats": 2},
         },
-        "synthetic": {
-            "acis_bundle": "acis_penet",
-            "num_samples": 16,
-            # a CPU-sized ACIS (the sizes of tests/test_bundle_acis.py); the lead tunes these
-            "train_overrides": {
-                **_ACIS_NET,
-                "spatial_size": [32, 32],
-                "num_points": 256,
-                "critic_channels": 8,
-                "disc_channels": 8,
-                "phase1_epochs": 20,
-                "phase2_epochs": 10,
-            },
-            "inference_overrides": {**_ACIS_NET, "spatial_size": [32, 32]},
-        },
+        "synthetic": acis_synthetic("acis_penet", 16, [32, 32], num_points=256),
         "synthetic_intensity": "chest",
     },
     "paper": {
@@ -139,12 +118,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "seed": 0,
         "device": "cuda",
         "network_sizes": {"resnet": {}, "redcnn": {}, "esrt": {}},
-        "synthetic": {
-            "acis_bundle": "acis_penet",
-            "num_samples": 80,
-            "train_overrides": {},
-            "inference_overrides": {},
-        },
+        "synthetic": acis_synthetic("acis_penet", 80),
         "synthetic_intensity": "chest",
     },
 }
@@ -207,10 +181,7 @@ def load_slices(items: list[dict[str, Any]], config: dict[str, Any], intensity: 
     h, w = config["spatial_size"]
     for item in items:
         image = LoadVolumed("image")({"image": item["image"]})["image"]
-        if intensity == "chest":
-            image = HUWindowd("image", window="chest")({"image": image})["image"]
-        else:
-            image = check_unit_range(_plain(image), str(item["image"]))
+        image = to_unit_range(intensity)({"image": image})["image"]
         if image.ndim == 4 and image.shape[-1] == 1:
             image = image[..., 0]
         if image.ndim == 3:
@@ -228,10 +199,8 @@ def load_slices(items: list[dict[str, Any]], config: dict[str, Any], intensity: 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     config = copy.deepcopy(config)
-    for key, allowed in (("networks", NETWORKS), ("arms", ARMS)):
-        bad = [v for v in config[key] if v not in allowed]
-        if bad or not config[key]:
-            raise ConfigError(f"{key}: unknown {bad}; choose from {list(allowed)}")
+    check_choices("networks", config["networks"], NETWORKS)
+    check_choices("arms", config["arms"], ARMS)
     tasks = [parse_task(t) for t in config["tasks"]]
     if not tasks:
         raise ConfigError("tasks: give at least one task")
@@ -323,6 +292,12 @@ class _Experiment:
                 preds.append(y.clamp(0, 1))
         return image_scores(torch.cat(preds), clean)
 
+    def cells(self) -> list[Cell]:
+        return _cells(self.config)
+
+    def outputs(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return build_outputs(self.config, self.folder, self.split, results)
+
     def compute(self, cell: Cell) -> dict[str, Any]:
         config, p = self.config, cell.params
         task = parse_task(p["task"])
@@ -332,32 +307,19 @@ class _Experiment:
         patch = config["train_patch"]
         transform = RandSpatialCropd("image", (patch, patch), random_size=False) if patch else None
         dataset = Dataset([{"image": s} for s in pool], transform=transform)
-        set_determinism(seed=config["seed"])
-        net = build_network(p["network"], task, config["network_sizes"].get(p["network"], {}))
-        t0 = time.perf_counter()
-        log = train_fixed_iterations(
-            net,
-            torch.nn.MSELoss(),
-            dataset,
-            config["iterations"],
-            config["batch_size"],
-            config["lr"],
-            config["device"],
-            config["seed"],
-            prepare_batch=DegradeBatch(task, p["network"], config["seed"]),
-            progress=self.progress,
-            desc=cell.id,
-        )
-        train_s = time.perf_counter() - t0
-        scores = self.evaluate(net, p["network"], task)
-        set_determinism(seed=None)
+        with determinism(config["seed"]):
+            net = build_network(p["network"], task, config["network_sizes"].get(p["network"], {}))
+            degrade_batch = DegradeBatch(task, p["network"], config["seed"])
+            trained = train_cell(
+                net, torch.nn.MSELoss(), dataset, config, cell.id, self.progress, prepare_batch=degrade_batch
+            )
+            scores = self.evaluate(net, p["network"], task)
         n_syn = len(self.synthetic_slices) if p["arm"] == "synthetic" else 0
         return {
             "per_slice": scores,
             "n_train_slices": len(pool),
             "n_synthetic_slices": n_syn,
-            "train": log,
-            "train_wall_s": round(train_s, 2),
+            **trained,
             "parameters": sum(q.numel() for q in net.parameters()),
         }
 
@@ -437,25 +399,12 @@ def build_outputs(
             f"Capped by the data: baseline_scans = {config['baseline_scans']} requested, "
             f"{len(split['training'])} real training scans available."
         )
-    p_rows = [
-        [k, f"{v['p_psnr']['p']:.4g}", f"{v['p_ssim']['p']:.4g}"] for k, v in stats.items() if "p_psnr" in v
-    ]
-    if p_rows:
-        lines += [
-            "p-values (one-sided Wilcoxon signed-rank, greater, vs baseline):",
-            "",
-            markdown_table(["cell", "p (PSNR)", "p (SSIM)"], p_rows),
-            "",
-        ]
+    caption = "p-values (one-sided Wilcoxon signed-rank, greater, vs baseline):"
+    lines += p_value_lines(stats, ["p_psnr", "p_ssim"], ["p (PSNR)", "p (SSIM)"], caption)
     if config["synthetic"] is not None:
         n_syn = sorted({v.get("n_synthetic_slices", 0) for v in results.values()} - {0})
-        lines.append(f"Synthetic slices added: {n_syn}; source: {config['synthetic']}")
-    if config["dataset_dir"] is None:
-        lines += [
-            "",
-            "Data: procedural CTPA phantoms in the PENet layout (`anatosynth demo-data --kind penet`); a "
-            "pipeline check, not the paper's PENet figures.",
-        ]
+        lines += ["", f"Synthetic slices added: {n_syn}; source: {config['synthetic']}"]
+    lines += demo_data_lines(config, "CTPA phantoms in the PENet layout", "PENet")
     folder.write_text("table.md", "\n".join(lines) + "\n")
     groups = [k.rsplit("-", 1)[0] for k in stats if k.endswith("-baseline")]
     panels = {
@@ -475,11 +424,4 @@ def run(
     config: dict[str, Any], out: str | Path, overwrite: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) the reconstruction experiment in ``out``; return the ``results.json`` document."""
-    config = resolve_config(config)
-    checked_source(config)
-    folder = ResultsFolder.open(out, NAME, config, overwrite=overwrite)
-    experiment = _Experiment(config, folder, progress)
-    runs = run_cells(folder, _cells(config), experiment.compute, desc=NAME, progress=progress)
-    doc = build_outputs(config, folder, experiment.split, runs.results)
-    doc["this_run"] = runs.summary()
-    return doc
+    return run_downstream(NAME, resolve_config(config), out, overwrite, progress, _Experiment)

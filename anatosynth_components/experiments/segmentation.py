@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,31 +47,30 @@ from monai.networks.nets.mednext import create_mednext
 from monai.transforms import (
     Compose,
     EnsureTyped,
-    Lambdad,
     RandAffined,
     RandFlipd,
     RandHistogramShiftd,
     RandRotated,
     Resized,
 )
-from monai.utils import set_determinism
 
-from anatosynth_components.data import HUWindowd, LoadVolumed, ValidateVolumed, read_dataset
+from anatosynth_components.checks import check_choices
+from anatosynth_components.data import LoadVolumed, ValidateVolumed, read_dataset
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.experiments.cells import Cell, run_cells
-from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir
-from anatosynth_components.experiments.markdown import markdown_table
+from anatosynth_components.experiments.cells import Cell
+from anatosynth_components.experiments.datasets import dataset_root, resolve_dataset_dir, to_unit_range
+from anatosynth_components.experiments.markdown import demo_data_lines, markdown_table, p_value_lines
 from anatosynth_components.experiments.plots import line_panels
 from anatosynth_components.experiments.results_folder import ResultsFolder
 from anatosynth_components.experiments.summary import mean_std, summarize
 from anatosynth_components.experiments.synthetic import (
-    check_unit_range,
-    checked_source,
+    acis_synthetic,
     read_synthetic_items,
     resolve_synthetic,
+    run_downstream,
     synthetic_source,
 )
-from anatosynth_components.experiments.training import train_fixed_iterations
+from anatosynth_components.experiments.training import determinism, train_cell
 from anatosynth_components.metrics.segmentation_scores import segmentation_scores
 from anatosynth_components.metrics.wilcoxon import one_sided_wilcoxon
 
@@ -81,13 +79,6 @@ MODELS = ("unet", "mednext")
 ARMS = ("baseline", "augment", "synthetic")
 ARM_LABELS = {"baseline": "Baseline", "augment": "Augmentation", "synthetic": "+ Synthetic"}
 MODEL_LABELS = {"unet": "3D UNet", "mednext": "MedNeXt-S"}
-
-_ACIS_NET = {
-    "latent_channels": 4,
-    "pm_channels": [16, 8],
-    "annotation_channels": [8, 16],
-    "image_channels": [8, 16],
-}
 
 SCALES: dict[str, dict[str, Any]] = {
     "demo": {
@@ -104,20 +95,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "lr": 0.001,
         "seed": 0,
         "device": "cpu",
-        "synthetic": {
-            "acis_bundle": "acis_tlobes",
-            "num_samples": 8,
-            # a CPU-sized ACIS (the sizes of tests/test_bundle_acis.py); the lead tunes these
-            "train_overrides": {
-                **_ACIS_NET,
-                "spatial_size": [32, 32, 32],
-                "critic_channels": 8,
-                "disc_channels": 8,
-                "phase1_epochs": 20,
-                "phase2_epochs": 10,
-            },
-            "inference_overrides": {**_ACIS_NET, "spatial_size": [32, 32, 32]},
-        },
+        "synthetic": acis_synthetic("acis_tlobes", 8, [32, 32, 32]),
         "synthetic_intensity": "chest",
         "flip_axes": [1, 2],
     },
@@ -135,12 +113,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "lr": 0.0001,
         "seed": 0,
         "device": "cuda",
-        "synthetic": {
-            "acis_bundle": "acis_tlobes",
-            "num_samples": 80,
-            "train_overrides": {},
-            "inference_overrides": {},
-        },
+        "synthetic": acis_synthetic("acis_tlobes", 80),
         "synthetic_intensity": "chest",
         "flip_axes": [1, 2],
     },
@@ -159,18 +132,11 @@ def build_network(model: str, num_classes: int) -> torch.nn.Module:
 
 def volume_transforms(config: dict[str, Any], intensity: str) -> Compose:
     """Load, check, scale to [0, 1] and resample one (image, label) pair."""
-    scale = (
-        HUWindowd("image", window="chest")
-        if intensity == "chest"
-        else Lambdad(
-            "image", lambda x: check_unit_range(x, getattr(x, "meta", {}).get("filename_or_obj", "?"))
-        )
-    )
     return Compose(
         [
             LoadVolumed(["image", "label"]),
             ValidateVolumed(label_ids=range(1, config["num_classes"])),
-            scale,
+            to_unit_range(intensity),
             Resized(["image", "label"], spatial_size=config["spatial_size"], mode=("trilinear", "nearest")),
             EnsureTyped(["image", "label"], dtype=(torch.float32, torch.int64), track_meta=True),
         ]
@@ -196,10 +162,8 @@ def augmentations(config: dict[str, Any]) -> Compose:
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     config = copy.deepcopy(config)
-    for key, allowed in (("models", MODELS), ("arms", ARMS)):
-        bad = [v for v in config[key] if v not in allowed]
-        if bad or not config[key]:
-            raise ConfigError(f"{key}: unknown {bad}; choose from {list(allowed)}")
+    check_choices("models", config["models"], MODELS)
+    check_choices("arms", config["arms"], ARMS)
     size = config["spatial_size"]
     if len(size) != 3 or any(s % 16 for s in size) or max(size) < 32:
         # MedNeXt downsamples 4 times and group-normalises its bottleneck, which needs > 1 voxel
@@ -278,6 +242,12 @@ class _Experiment:
             self.synthetic_cache[key] = list(CacheDataset(items, tf, progress=False))
         return self.synthetic_cache[key]
 
+    def cells(self) -> list[Cell]:
+        return _cells(self.config, self.split)
+
+    def outputs(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return build_outputs(self.config, self.folder, self.split, results)
+
     def compute(self, cell: Cell) -> dict[str, Any]:
         config, p = self.config, cell.params
         train = [self.real_cache[s] for s in self.split["pool"][: p["n"]]]
@@ -288,31 +258,12 @@ class _Experiment:
             train = train + synthetic
         transform = augmentations(config) if p["arm"] == "augment" else None
         dataset = Dataset([{"image": d["image"], "label": d["label"]} for d in train], transform=transform)
-        set_determinism(seed=config["seed"])
-        net = build_network(p["model"], config["num_classes"])
-        t0 = time.perf_counter()
-        log = train_fixed_iterations(
-            net,
-            DiceLoss(to_onehot_y=True, softmax=True),
-            dataset,
-            config["iterations"],
-            config["batch_size"],
-            config["lr"],
-            config["device"],
-            config["seed"],
-            progress=self.progress,
-            desc=cell.id,
-        )
-        train_s = time.perf_counter() - t0
-        per_subject = _evaluate(net, self.test_ds, config, config["device"])
-        set_determinism(seed=None)
-        return {
-            "per_subject": per_subject,
-            "n_real": p["n"],
-            "n_synthetic": n_synthetic,
-            "train": log,
-            "train_wall_s": round(train_s, 2),
-        }
+        with determinism(config["seed"]):
+            net = build_network(p["model"], config["num_classes"])
+            loss = DiceLoss(to_onehot_y=True, softmax=True)
+            trained = train_cell(net, loss, dataset, config, cell.id, self.progress)
+            per_subject = _evaluate(net, self.test_ds, config, config["device"])
+        return {"per_subject": per_subject, "n_real": p["n"], "n_synthetic": n_synthetic, **trained}
 
 
 def _cells(config: dict[str, Any], split: dict[str, Any]) -> list[Cell]:
@@ -374,16 +325,8 @@ def build_outputs(
                 for n, req in capped.items()
             )
         )
-    p_rows = [
-        [k, f"{v['p_dice']['p']:.4g}", f"{v['p_msd']['p']:.4g}"] for k, v in stats.items() if "p_dice" in v
-    ]
-    if p_rows:
-        lines += [
-            "",
-            "p-values (one-sided Wilcoxon signed-rank, paired by test subject, vs baseline):",
-            "",
-            markdown_table(["cell", "p (DCS greater)", "p (MSD less)"], p_rows),
-        ]
+    caption = "p-values (one-sided Wilcoxon signed-rank, paired by test subject, vs baseline):"
+    lines += p_value_lines(stats, ["p_dice", "p_msd"], ["p (DCS greater)", "p (MSD less)"], caption)
     missed = sum(v["missed"] for v in stats.values())
     if missed:
         lines += [
@@ -397,12 +340,7 @@ def build_outputs(
             "",
             f"Synthetic pairs per cell: {sorted(set(n_syn.values()))}; source: {config['synthetic']}",
         ]
-    if config["dataset_dir"] is None:
-        lines += [
-            "",
-            "Data: procedural chest phantoms (`anatosynth demo-data --kind chest`); a pipeline check, not "
-            "the paper's TLobes figures.",
-        ]
+    lines += demo_data_lines(config, "chest phantoms", "TLobes")
     folder.write_text("table.md", "\n".join(lines) + "\n")
     panels = {}
     for model in config["models"]:
@@ -428,13 +366,4 @@ def run(
     config: dict[str, Any], out: str | Path, overwrite: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run (or resume) the segmentation experiment in ``out``; return the ``results.json`` document."""
-    config = resolve_config(config)
-    checked_source(config)
-    folder = ResultsFolder.open(out, NAME, config, overwrite=overwrite)
-    experiment = _Experiment(config, folder, progress)
-    runs = run_cells(
-        folder, _cells(config, experiment.split), experiment.compute, desc=NAME, progress=progress
-    )
-    doc = build_outputs(config, folder, experiment.split, runs.results)
-    doc["this_run"] = runs.summary()
-    return doc
+    return run_downstream(NAME, resolve_config(config), out, overwrite, progress, _Experiment)

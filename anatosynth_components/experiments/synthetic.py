@@ -31,9 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,13 +44,57 @@ import numpy as np
 import torch
 
 from anatosynth_components.atomic import write_json, write_nifti
+from anatosynth_components.checks import check_positive_int
 from anatosynth_components.data.datalist import read_datalist
 from anatosynth_components.data.load_volume import LoadVolumed
 from anatosynth_components.data.penet import STUDY_SEP
 from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.experiments.bundle_runner import REPO_BUNDLES, run_bundle
+from anatosynth_components.experiments.bundle_runner import resolve_bundle, run_bundle
+from anatosynth_components.experiments.cells import Cell, run_grid
+from anatosynth_components.experiments.results_folder import ResultsFolder
 
 SAMPLES_DATALIST = "datalist.json"
+
+#: a CPU-sized ACIS network (the sizes of tests/test_bundle_acis.py) for the experiments' demo scales
+DEMO_ACIS_NET: dict[str, Any] = {
+    "latent_channels": 4,
+    "pm_channels": [16, 8],
+    "annotation_channels": [8, 16],
+    "image_channels": [8, 16],
+}
+#: the demo's narrow critic and discriminator and its short training
+DEMO_ACIS_TRAINING: dict[str, Any] = {
+    "critic_channels": 8,
+    "disc_channels": 8,
+    "phase1_epochs": 20,
+    "phase2_epochs": 10,
+}
+
+
+def acis_synthetic(
+    bundle: str, num_samples: int, spatial_size: list[int] | None = None, **train_overrides: Any
+) -> dict[str, Any]:
+    """The ``synthetic`` entry of an experiment scale that samples ``num_samples`` pairs from the ACIS
+    bundle ``bundle``: with ``spatial_size``, the demo's CPU-sized network (:data:`DEMO_ACIS_NET`,
+    :data:`DEMO_ACIS_TRAINING`) at that size, ``train_overrides`` added to its training; without it,
+    the bundle's own settings (the paper scale).
+
+    >>> acis_synthetic("acis_penet", 80)
+    {'acis_bundle': 'acis_penet', 'num_samples': 80, 'train_overrides': {}, 'inference_overrides': {}}
+    >>> acis_synthetic("acis_penet", 16, [32, 32], num_points=256)["train_overrides"]["num_points"]
+    256
+    """
+    if spatial_size is None:
+        train, inference = dict(train_overrides), {}
+    else:
+        inference = {**copy.deepcopy(DEMO_ACIS_NET), "spatial_size": list(spatial_size)}
+        train = {**copy.deepcopy(inference), **train_overrides, **DEMO_ACIS_TRAINING}
+    return {
+        "acis_bundle": bundle,
+        "num_samples": num_samples,
+        "train_overrides": train,
+        "inference_overrides": inference,
+    }
 
 
 class SyntheticSource(Protocol):
@@ -253,8 +299,7 @@ class ACISBundleSource:
         reason = acis_unavailable(self.bundle)
         if reason:
             raise ConfigError(reason)
-        if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise ConfigError(f"synthetic.num_samples must be a positive integer, got {self.num_samples!r}")
+        check_positive_int("synthetic.num_samples", self.num_samples)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -341,10 +386,9 @@ def resolve_synthetic(config: dict[str, Any]) -> dict[str, Any]:
     if "synthetic" not in config["arms"]:
         config["synthetic"] = None
     elif config["synthetic"] is not None and config["synthetic"].get("acis_bundle"):
-        bundle = Path(config["synthetic"]["acis_bundle"])
-        if not (bundle.is_dir() or bundle.is_absolute()):
-            bundle = REPO_BUNDLES / bundle
-        config["synthetic"]["acis_bundle"] = str(bundle)
+        config["synthetic"]["acis_bundle"] = str(
+            resolve_bundle(config["synthetic"]["acis_bundle"], "acis_bundle")
+        )
     return config
 
 
@@ -360,3 +404,30 @@ def checked_source(config: dict[str, Any]) -> SyntheticSource | None:
     source.check()
     config["synthetic_source"] = source.describe()
     return source
+
+
+class DownstreamExperiment(Protocol):
+    """The data of one run of a downstream experiment, shared by its cells."""
+
+    def cells(self) -> list[Cell]: ...
+
+    def compute(self, cell: Cell) -> dict[str, Any]: ...
+
+    def outputs(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]: ...
+
+
+def run_downstream(
+    name: str,
+    config: dict[str, Any],
+    out: str | Path,
+    overwrite: bool,
+    progress: bool,
+    experiment: Callable[[dict[str, Any], ResultsFolder, bool], DownstreamExperiment],
+) -> dict[str, Any]:
+    """Run (or resume) a downstream experiment (segmentation, reconstruction) with its resolved
+    ``config`` in ``out``: the synthetic source is checked before any cell runs, then the grid of
+    ``experiment(config, folder, progress)`` runs; returns the ``results.json`` document."""
+    checked_source(config)
+    folder = ResultsFolder.open(out, name, config, overwrite=overwrite)
+    exp = experiment(config, folder, progress)
+    return run_grid(folder, exp.cells(), exp.compute, exp.outputs, name, progress)

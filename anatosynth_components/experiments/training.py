@@ -16,7 +16,9 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -25,9 +27,50 @@ from ignite.handlers import ProgressBar
 from monai.data import DataLoader
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import default_prepare_batch
+from monai.utils import set_determinism
 from torch.utils.data import Dataset, RandomSampler
 
+from anatosynth_components.checks import check_positive_int
 from anatosynth_components.errors import ConfigError
+
+
+@contextmanager
+def determinism(seed: int) -> Iterator[None]:
+    """``monai.utils.set_determinism(seed)`` for the block (build the network inside it, so every arm
+    starts from the same weights), switched off again after it, also on an error."""
+    set_determinism(seed=seed)
+    try:
+        yield
+    finally:
+        set_determinism(seed=None)
+
+
+def train_cell(
+    network: torch.nn.Module,
+    loss_function: Callable,
+    dataset: Dataset,
+    config: dict[str, Any],
+    desc: str,
+    progress: bool = True,
+    prepare_batch: Callable = default_prepare_batch,
+) -> dict[str, Any]:
+    """:func:`train_fixed_iterations` with the budget of an experiment ``config`` (``iterations``,
+    ``batch_size``, ``lr``, ``device``, ``seed``); returns ``{"train": its log, "train_wall_s": s}``."""
+    t0 = time.perf_counter()
+    log = train_fixed_iterations(
+        network,
+        loss_function,
+        dataset,
+        config["iterations"],
+        config["batch_size"],
+        config["lr"],
+        config["device"],
+        config["seed"],
+        prepare_batch=prepare_batch,
+        progress=progress,
+        desc=desc,
+    )
+    return {"train": log, "train_wall_s": round(time.perf_counter() - t0, 2)}
 
 
 def train_fixed_iterations(
@@ -50,10 +93,8 @@ def train_fixed_iterations(
         dataset: yields dicts with ``image`` and ``label`` (or what ``prepare_batch`` reads).
         prepare_batch: MONAI's ``(batch, device, non_blocking, **kwargs) -> (inputs, targets)``.
     """
-    if not isinstance(iterations, int) or iterations < 1 or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(
-            f"iterations and batch_size must be positive integers, got {iterations}, {batch_size}"
-        )
+    check_positive_int("iterations", iterations)
+    check_positive_int("batch_size", batch_size)
     if len(dataset) == 0:
         raise ConfigError(f"{desc}: the training pool is empty")
     generator = torch.Generator().manual_seed(seed)

@@ -17,7 +17,6 @@ from anatosynth_components.metrics.lpips_metric import (
 from anatosynth_components.metrics.perceptual_slices import PerceptualSliceMetric
 from anatosynth_components.metrics.slice_ssim import SliceSSIMMetric
 from anatosynth_components.metrics.stlpips_metric import STLPIPSMetric, load_stlpips, stlpips_status
-from anatosynth_components.metrics.volume_psnr import VolumePSNRMetric
 
 __all__ = [
     "METRIC_DEFINITIONS",
@@ -26,7 +25,6 @@ __all__ = [
     "PerceptualSliceMetric",
     "STLPIPSMetric",
     "SliceSSIMMetric",
-    "VolumePSNRMetric",
     "load_lpips",
     "load_stlpips",
     "lpips_backbone_path",

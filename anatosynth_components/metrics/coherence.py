@@ -24,7 +24,8 @@ import torch
 from monai.metrics import PSNRMetric
 from monai.utils import MetricReduction
 
-from anatosynth_components.metrics.volume_slices import check_slice_axis, check_volume_pair, plain_tensor
+from anatosynth_components.checks import check_spatial_axis
+from anatosynth_components.metrics.volume_slices import check_volume_pair
 
 
 class CoherenceMetric(PSNRMetric):
@@ -62,10 +63,9 @@ class CoherenceMetric(PSNRMetric):
         get_not_nans: bool = False,
     ) -> None:
         super().__init__(max_val=max_val, reduction=reduction, get_not_nans=get_not_nans)
-        self.slice_axis = check_slice_axis(slice_axis)
+        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y_pred, y = plain_tensor(y_pred), plain_tensor(y)
-        check_volume_pair(y_pred, y, "coherence", self.slice_axis, min_slices=2)
+        y_pred, y = check_volume_pair(y_pred, y, "coherence", self.slice_axis, min_slices=2)
         dim = 2 + self.slice_axis
         return self._compute_metric(torch.diff(y_pred.float(), dim=dim), torch.diff(y.float(), dim=dim))

@@ -12,14 +12,9 @@ from monai.metrics.regression import RegressionMetric
 from monai.utils import MetricReduction
 from torch import nn
 
-from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.metrics.volume_slices import (
-    check_slice_axis,
-    check_volume_pair,
-    per_volume_mean,
-    plain_tensor,
-    to_slices,
-)
+from anatosynth_components.checks import check_positive_int, check_spatial_axis
+from anatosynth_components.errors import DataError
+from anatosynth_components.metrics.volume_slices import check_volume_pair, per_volume_mean, to_slices
 
 
 class PerceptualSliceMetric(RegressionMetric):
@@ -56,10 +51,8 @@ class PerceptualSliceMetric(RegressionMetric):
         get_not_nans: bool = False,
     ) -> None:
         super().__init__(reduction=reduction, get_not_nans=get_not_nans)
-        self.slice_axis = check_slice_axis(slice_axis)
-        if isinstance(slice_batch, bool) or not isinstance(slice_batch, int) or slice_batch < 1:
-            raise ConfigError(f"{name}: slice_batch must be a positive integer, got {slice_batch!r}")
-        self.slice_batch = slice_batch
+        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
+        self.slice_batch = check_positive_int(f"{name}: slice_batch", slice_batch)
         self.min_slice_size = min_slice_size
         self.name = name
         self.network = network.eval().requires_grad_(False)
@@ -71,8 +64,7 @@ class PerceptualSliceMetric(RegressionMetric):
         return self.network
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y_pred, y = plain_tensor(y_pred), plain_tensor(y)
-        check_volume_pair(y_pred, y, self.name, self.slice_axis)
+        y_pred, y = check_volume_pair(y_pred, y, self.name, self.slice_axis)
         return self._compute_metric(y_pred, y)
 
     def _compute_metric(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -31,18 +31,16 @@ import torch
 from monai.metrics import DiceMetric, SurfaceDistanceMetric
 from monai.networks.utils import one_hot
 
+from anatosynth_components.checks import check_label_ids
 from anatosynth_components.errors import DataError
 
 
 def _one_hot(labels: torch.Tensor, num_classes: int, what: str) -> torch.Tensor:
+    """A label map (1, 1, *spatial) as MONAI's float one-hot; a bad shape or id names ``what``."""
     if labels.ndim < 3 or labels.shape[:2] != (1, 1):
         raise DataError(f"{what}: expected a label map (1, 1, *spatial), got shape {tuple(labels.shape)}")
-    labels = torch.as_tensor(labels).long()
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise DataError(
-            f"{what}: label ids {sorted(set(labels.unique().tolist()))} outside 0..{num_classes - 1}"
-        )
-    return one_hot(labels, num_classes, dim=1).float()
+    check_label_ids(labels, num_classes, what)
+    return one_hot(torch.as_tensor(labels).long(), num_classes, dim=1)
 
 
 def dice_per_class(pred: torch.Tensor, gt: torch.Tensor, num_classes: int) -> list[float]:

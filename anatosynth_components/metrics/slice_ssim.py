@@ -17,14 +17,9 @@ from monai.metrics import SSIMMetric
 from monai.metrics.regression import KernelType
 from monai.utils import MetricReduction
 
-from anatosynth_components.errors import ConfigError, DataError
-from anatosynth_components.metrics.volume_slices import (
-    check_slice_axis,
-    check_volume_pair,
-    per_volume_mean,
-    plain_tensor,
-    to_slices,
-)
+from anatosynth_components.checks import check_positive_int, check_spatial_axis
+from anatosynth_components.errors import DataError
+from anatosynth_components.metrics.volume_slices import check_volume_pair, per_volume_mean, to_slices
 
 
 class SliceSSIMMetric(SSIMMetric):
@@ -80,14 +75,11 @@ class SliceSSIMMetric(SSIMMetric):
             reduction=reduction,
             get_not_nans=get_not_nans,
         )
-        self.slice_axis = check_slice_axis(slice_axis)
-        if slice_batch is not None and (not isinstance(slice_batch, int) or slice_batch < 1):
-            raise ConfigError(f"slice_batch must be a positive integer or None, got {slice_batch!r}")
-        self.slice_batch = slice_batch
+        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
+        self.slice_batch = None if slice_batch is None else check_positive_int("slice_batch", slice_batch)
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y_pred, y = plain_tensor(y_pred), plain_tensor(y)
-        check_volume_pair(y_pred, y, "SSIM", self.slice_axis)
+        y_pred, y = check_volume_pair(y_pred, y, "SSIM", self.slice_axis)
         pred_slices = to_slices(y_pred.float(), self.slice_axis)
         real_slices = to_slices(y.float(), self.slice_axis)
         if any(s < k for s, k in zip(real_slices.shape[2:], self.kernel_size, strict=True)):

@@ -16,35 +16,19 @@ tensor([[1.5000],
 from __future__ import annotations
 
 import torch
-from monai.data import MetaTensor
+from monai.utils import convert_to_tensor
 
-from anatosynth_components.errors import ConfigError, DataError
-
-SPATIAL_AXES = (0, 1, 2)
-
-
-def check_slice_axis(slice_axis: int) -> int:
-    """Return ``slice_axis`` if it is a spatial axis (0, 1 or 2) of an (X, Y, Z) volume.
-
-    Raises:
-        ConfigError: ``slice_axis`` is not 0, 1 or 2.
-    """
-    if isinstance(slice_axis, bool) or not isinstance(slice_axis, int) or slice_axis not in SPATIAL_AXES:
-        raise ConfigError(
-            f"slice_axis must be the spatial axis 0, 1 or 2 of an (X, Y, Z) volume, got {slice_axis!r}"
-        )
-    return slice_axis
-
-
-def plain_tensor(x: torch.Tensor) -> torch.Tensor:
-    """``x`` without MONAI metadata (a MetaTensor becomes a torch.Tensor sharing its data)."""
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
+from anatosynth_components.errors import DataError
 
 
 def check_volume_pair(
     y_pred: torch.Tensor, y: torch.Tensor, metric: str, slice_axis: int | None = None, min_slices: int = 1
-) -> None:
-    """Check that ``y_pred`` (synthetic) and ``y`` (real) are matching (B, 1, X, Y, Z) tensors.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check that ``y_pred`` (synthetic) and ``y`` (real) are matching (B, 1, X, Y, Z) tensors and
+    return them without MONAI metadata (``MetaTensor`` -> ``torch.Tensor``, sharing the data).
+
+    MONAI's metrics accept any matching shapes; these checks name the metric and what a whole-volume
+    synthesis metric expects, so a 4-D batch of slices is refused instead of scored.
 
     Args:
         y_pred: synthetic volumes, (B, 1, X, Y, Z).
@@ -52,6 +36,9 @@ def check_volume_pair(
         metric: the metric's name, used in the messages.
         slice_axis: if given, the axis the volumes are sliced along; it must hold ``min_slices``.
         min_slices: the fewest slices along ``slice_axis`` the metric can work with.
+
+    Returns:
+        ``(y_pred, y)`` as plain tensors.
 
     Raises:
         DataError: not tensors, not 5-D, not one channel, shapes differ, or too few slices.
@@ -76,6 +63,7 @@ def check_volume_pair(
             f"{metric}: needs at least {min_slices} slices along slice_axis {slice_axis}, the volumes "
             f"have shape {tuple(y.shape)}"
         )
+    return convert_to_tensor(y_pred, track_meta=False), convert_to_tensor(y, track_meta=False)
 
 
 def to_slices(x: torch.Tensor, slice_axis: int) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """The model zoo's rules for a bundle folder, checked without running anything heavy.
 
 - ``LICENSE`` and ``configs/metadata.json`` exist; the metadata's ``version`` is a key of its
-  ``changelog``; it validates against the zoo's schema (``monai.bundle.verify_metadata``) when the
-  schema file is given; ``required_packages_version`` pins ``anatosynth-components``;
+  ``changelog``; it validates against the zoo's metadata schema (``monai.bundle.verify_metadata``;
+  the package ships the schema, :data:`META_SCHEMA`, and a ``schema`` argument replaces it);
+  ``required_packages_version`` pins ``anatosynth-components``;
 - ``configs/inference.json`` has ``bundle_root``, ``device``, ``network_def``, ``inferer``,
   ``output_dir``, ``preprocessing``, ``postprocessing``;
 - ``configs/train.json`` has ``bundle_root``, ``device``, ``dataset_dir``, ``train#trainer``,
@@ -11,15 +12,18 @@
 
 Example::
 
-    schema = "../shared/schemas/meta_schema_20240725.json"
-    problems = bundle_problems("bundles/anatomask_oasis", schema=schema)
+    problems = bundle_problems("bundles/anatomask_oasis")
     # [] when the bundle conforms, else messages naming the file and the key
+
+>>> META_SCHEMA.name, META_SCHEMA.is_file()
+('meta_schema_20240725.json', True)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,8 @@ TRAIN_KEYS = (
     "train#handlers",
 )
 PACKAGE = "anatosynth-components"
+#: the model zoo's metadata schema, shipped inside the package (package data of the wheel)
+META_SCHEMA = Path(__file__).resolve().parent / "schemas" / "meta_schema_20240725.json"
 
 
 def read_json(path: Path) -> Any:
@@ -76,7 +82,11 @@ def _uses_validation(handlers: Any) -> bool:
 
 
 def metadata_problems(meta_file: Path, schema: str | os.PathLike | None = None) -> list[str]:
-    """Problems of ``configs/metadata.json`` (see the module docstring)."""
+    """Problems of ``configs/metadata.json`` (see the module docstring); ``schema`` None validates
+    against the shipped :data:`META_SCHEMA`."""
+    schema = META_SCHEMA if schema is None else Path(schema)
+    if not schema.is_file():
+        raise ConfigError(f"{schema}: metadata schema file not found")
     meta = read_json(meta_file)
     problems = []
     version = meta.get("version")
@@ -86,13 +96,14 @@ def metadata_problems(meta_file: Path, schema: str | os.PathLike | None = None) 
         problems.append(f"{meta_file}: version {version} is not a key of 'changelog'")
     if PACKAGE not in meta.get("required_packages_version", {}):
         problems.append(f"{meta_file}: 'required_packages_version' does not pin {PACKAGE}")
-    if schema is not None:
-        from monai.bundle import verify_metadata
+    from monai.bundle import verify_metadata
 
-        try:
+    try:
+        with warnings.catch_warnings():  # the schema is a local file (checked above): nothing is downloaded
+            warnings.filterwarnings("ignore", message="No hash value provided")
             verify_metadata(meta_file=str(meta_file), filepath=str(schema))
-        except Exception as err:  # jsonschema.ValidationError and friends
-            problems.append(f"{meta_file}: does not validate against {schema}: {str(err).splitlines()[0]}")
+    except Exception as err:  # jsonschema.ValidationError and friends
+        problems.append(f"{meta_file}: does not validate against {schema}: {str(err).splitlines()[0]}")
     return problems
 
 
@@ -115,7 +126,8 @@ def environment_mismatches(meta: Mapping[str, Any]) -> list[str]:
 
 
 def bundle_problems(bundle_dir: str | os.PathLike, schema: str | os.PathLike | None = None) -> list[str]:
-    """Every rule of the module docstring that ``bundle_dir`` breaks, as messages (empty: conforms)."""
+    """Every rule of the module docstring that ``bundle_dir`` breaks, as messages (empty: conforms);
+    ``schema`` None validates the metadata against the shipped :data:`META_SCHEMA`."""
     root = Path(bundle_dir)
     problems = [f"{root / name}: missing" for name in ("LICENSE",) if not (root / name).is_file()]
     meta_file = root / "configs" / "metadata.json"

@@ -7,14 +7,14 @@ Writes, under ``out_dir``::
                                    large_files.yml lists by URL and sha256 (the zoo's release form)
     wheels/anatosynth_components-<pin>-py3-none-any.whl
 
-after checking the bundle against the zoo's rules (:mod:`.conformance`).  Everything is written under
-temporary names and renamed when complete.
+after checking the bundle against the zoo's rules (:mod:`.conformance`; the metadata always against
+the zoo's schema, the copy the package ships unless ``schema`` names another file).  Everything is
+written under temporary names and renamed when complete.
 
 Example::
 
-    schema = "../shared/schemas/meta_schema_20240725.json"
-    result = package_bundle("bundles/anatomask_oasis", "dist", schema=schema)
-    result.zip_path   # dist/anatomask_oasis_v0.1.0.zip
+    result = package_bundle("bundles/anatomask_oasis", "dist")
+    result.zip_path   # dist/anatomask_oasis_v0.2.0.zip
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from anatosynth_components.packaging.bundle_files import bundle_files
 from anatosynth_components.packaging.conformance import PACKAGE, bundle_problems, environment_mismatches
 from anatosynth_components.packaging.export import check_export
 from anatosynth_components.packaging.large_files import large_entries, read_large_files, render
-from anatosynth_components.packaging.wheel import build_wheel
+from anatosynth_components.packaging.wheel import build_wheel, wheel_source
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def package_bundle(
     Args:
         bundle_dir: the bundle folder (``configs/metadata.json`` inside).
         out_dir: where the folder, zip and wheel go (created).
-        schema: the zoo's metadata schema file; None skips the schema validation (logged).
+        schema: the zoo's metadata schema file; None: the one the package ships
+            (:data:`~anatosynth_components.packaging.conformance.META_SCHEMA`).
         large_file_urls: relative path -> URL of every published file over 25 MB.
         wheel: build the ``anatosynth-components`` wheel the metadata pins.
         overwrite: replace an existing ``out_dir/<name>`` folder and zip.
@@ -80,8 +81,6 @@ def package_bundle(
     src = Path(bundle_dir).resolve()
     if not (src / "configs" / "metadata.json").is_file():
         raise ConfigError(f"{src}: not a bundle folder (no configs/metadata.json)")
-    if schema is None:
-        logger.warning("no --schema given: metadata.json is not validated against the zoo schema")
     problems = bundle_problems(src, schema)
     if problems:
         raise ConfigError("the bundle does not meet the model zoo's rules:\n  " + "\n  ".join(problems))
@@ -95,6 +94,8 @@ def package_bundle(
     urls = {e["path"]: e["url"] for e in listed if e["url"]} | dict(large_file_urls or {})
     if exports and "models/model.pt" not in files:
         raise ConfigError(f"{src}/models/model.pt: file not found; train the bundle before exporting it")
+    pin = str(meta["required_packages_version"][PACKAGE])
+    wheel_root = wheel_source(pin) if wheel else None  # no checkout or another version: fail before writing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     zip_path = out / f"{name}_v{version}.zip"
@@ -119,7 +120,7 @@ def package_bundle(
         for rel in [*files, "large_files.yml"]:
             if rel not in large:
                 zf.write(folder / rel, f"{name}/{rel}")
-    built = build_wheel(out / "wheels", str(meta["required_packages_version"][PACKAGE])) if wheel else None
+    built = build_wheel(out / "wheels", pin, wheel_root) if wheel else None
     for rel in skipped:
         logger.info("not published: %s", rel)
     logger.info("bundle folder %s, zip %s%s", folder, zip_path, f", wheel {built}" if built else "")

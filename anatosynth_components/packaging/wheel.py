@@ -30,12 +30,14 @@ SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE")
 
 
 def source_root() -> Path:
-    """The checkout holding this package's ``pyproject.toml``."""
+    """The repository checkout this package runs from (an editable install: ``pyproject.toml`` beside
+    the package folder); an installed wheel has none, and then the wheel cannot be rebuilt."""
     root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
         raise ConfigError(
             f"{root}: no pyproject.toml; building the {PROJECT} wheel needs a source checkout "
-            "(pip install -e <checkout>), not an installed wheel"
+            "(pip install -e <checkout>), not an installed wheel; pass --no-wheel to package the bundle "
+            "without it"
         )
     return root
 
@@ -48,12 +50,9 @@ def project_version(root: str | os.PathLike) -> str:
     return str(project["version"])
 
 
-def build_wheel(out_dir: str | os.PathLike, version: str, root: str | os.PathLike | None = None) -> Path:
-    """Build the wheel of ``root`` (default: this checkout) into ``out_dir``; its version must be ``version``.
-
-    Returns the wheel's path.  Raises ``ConfigError`` on a version mismatch and when pip fails (with
-    the end of its output).
-    """
+def wheel_source(version: str, root: str | os.PathLike | None = None) -> Path:
+    """The source tree to build the pinned wheel from: ``root`` (default: this checkout), checked to be
+    at ``version``.  Raises ``ConfigError`` when there is no checkout or its version differs."""
     src = Path(root) if root is not None else source_root()
     have = project_version(src)
     if have != version:
@@ -61,6 +60,16 @@ def build_wheel(out_dir: str | os.PathLike, version: str, root: str | os.PathLik
             f"metadata pins {PROJECT} {version} but {src}/pyproject.toml is version {have}: "
             "update required_packages_version or check out that release"
         )
+    return src
+
+
+def build_wheel(out_dir: str | os.PathLike, version: str, root: str | os.PathLike | None = None) -> Path:
+    """Build the wheel of ``root`` (default: this checkout) into ``out_dir``; its version must be ``version``.
+
+    Returns the wheel's path.  Raises ``ConfigError`` on a version mismatch (:func:`wheel_source`) and
+    when pip fails (with the end of its output).
+    """
+    src = wheel_source(version, root)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:

@@ -25,8 +25,8 @@ Default bandwidth: ``DEFAULT_BANDWIDTH_MM = 10`` mm. The paper's value is in its
 (unavailable). 10 mm is about 3 voxels of the 3 mm test CT and 5 of a 2 mm, 192 x 192 x 160 chest
 volume: the density spreads over the structures around the edges instead of tracing the edge lines,
 and edge-rich structures (spine, kidneys, vessels, bowel) get clearly more and smaller cells than
-the liver or the air around the body. Compared on the real CT in ../shared/data (axial
-montages of density, cells and pseudo-mask at 5, 10 and 20 mm): 5 mm gives a density that is a
+the liver or the air around the body. Compared on TotalSegmentator's example CT (thorax-abdomen,
+3 mm; axial montages of density, cells and pseudo-mask at 5, 10 and 20 mm): 5 mm gives a density that is a
 thin copy of the edge map, 20 mm one that is nearly flat over the whole body.
 
 Example::
@@ -44,13 +44,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anatosynth_components.acis.pseudomask._checks import (
+from anatosynth_components.acis.pseudomask.separable import apply_separable, gaussian_matrix
+from anatosynth_components.checks import (
     check_fraction,
     check_positive_float,
     check_positive_int,
     check_spacing,
 )
-from anatosynth_components.acis.pseudomask.separable import apply_separable, gaussian_matrix
 
 DEFAULT_BANDWIDTH_MM = 10.0
 DEFAULT_FLOOR = 0.05

@@ -5,8 +5,9 @@ The paper names the detector and nothing else; the choices here:
 * ``sigma`` (Gaussian smoothing, in voxels, default 1.0, as ``skimage.feature.canny``).
 * Thresholds as quantiles of the gradient magnitude over the whole image (``use_quantiles=True``,
   default low 0.60, high 0.85): Hounsfield units, MRI in [0, 1] and 8-bit images then need the same
-  setting. On the real CT in ../shared/data these keep the borders of the kidneys, liver, vessels,
-  spine and bowel; 0.8 / 0.9 keep little more than the skin and the gas in the stomach.
+  setting. On TotalSegmentator's example CT (thorax-abdomen, 3 mm) these keep the borders of the
+  kidneys, liver, vessels, spine and bowel; 0.8 / 0.9 keep little more than the skin and the gas in
+  the stomach.
   With ``use_quantiles=False`` the thresholds are gradient magnitudes in image units per voxel.
 * ``method``:
 
@@ -33,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
-from anatosynth_components.acis.pseudomask._checks import check_fraction, check_positive_float
 from anatosynth_components.acis.pseudomask.separable import apply_separable, gaussian_matrix
+from anatosynth_components.checks import check_fraction, check_positive_float
 from anatosynth_components.errors import ConfigError
 
 #: a gradient component counts in the quantised direction when |g_a| >= TAN_22_5 * max_b |g_b|:
@@ -271,7 +272,17 @@ def _zero_border(x: np.ndarray) -> None:
 
 
 def _hysteresis(shape: tuple[int, ...], weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
-    """Keep the 3^n-connected components of the ``weak`` voxels (flat indices) that hold a ``strong`` one."""
+    """Keep the 3^n-connected components of the ``weak`` voxels (flat indices) that hold a ``strong`` one.
+
+    Not ``skimage.filters.apply_hysteresis_threshold``: it labels with ``ndimage.label``'s default
+    structure, so its components are 4-connected in 2D and 6-connected in 3D, where Canny (and
+    ``skimage.feature.canny`` itself) connects the 8 / 26 neighbours; on the weak / strong sets of a
+    192 x 192 x 160 chest phantom its result differs in 26,614 voxels.  It is also slower, measured on
+    those sets (best of 5, one thread): 71 ms here against 151 ms for it (626,751 weak voxels, with
+    building its input image) and 3.5 s for ``skimage.morphology.reconstruction`` with the full 3^3
+    footprint (the same result as this); on a 256 x 256 slice 0.3 ms against 1.0 ms and 10 ms.  The
+    tests use that reconstruction as the reference.
+    """
     edges = np.zeros(shape, dtype=bool)
     if strong.size == 0:
         return edges

@@ -25,13 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anatosynth_components.acis.pseudomask._checks import (
-    check_fraction,
-    check_image,
-    check_positive_float,
-    check_positive_int,
-    check_spacing,
-)
 from anatosynth_components.acis.pseudomask.density import (
     DEFAULT_BANDWIDTH_MM,
     DEFAULT_FLOOR,
@@ -47,6 +40,13 @@ from anatosynth_components.acis.pseudomask.edges import (
 from anatosynth_components.acis.pseudomask.sampling import sample_without_replacement
 from anatosynth_components.acis.pseudomask.voronoi import METHODS as VORONOI_METHODS
 from anatosynth_components.acis.pseudomask.voronoi import voronoi_fill
+from anatosynth_components.checks import (
+    check_fraction,
+    check_image,
+    check_positive_float,
+    check_positive_int,
+    check_spacing,
+)
 from anatosynth_components.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

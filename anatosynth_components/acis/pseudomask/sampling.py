@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatosynth_components.acis.pseudomask._checks import check_positive_int
+from anatosynth_components.checks import check_positive_int
 from anatosynth_components.errors import DataError
 
 #: a batch of draws with replacement that yields fewer new voxels than this share of its size

@@ -40,13 +40,7 @@ from monai.data.utils import affine_to_spacing
 from monai.transforms import MapTransform, Randomizable
 from monai.utils import convert_to_dst_type, ensure_tuple
 
-from anatosynth_components.acis.pseudomask._checks import (
-    check_fraction,
-    check_image,
-    check_positive_float,
-    check_positive_int,
-    check_spacing,
-)
+from anatosynth_components import checks
 from anatosynth_components.acis.pseudomask.density import DEFAULT_BANDWIDTH_MM, DEFAULT_FLOOR, edge_density
 from anatosynth_components.acis.pseudomask.edges import (
     DEFAULT_HIGH_THRESHOLD,
@@ -94,7 +88,7 @@ def _spatial(
             spacing = np.asarray(affine_to_spacing(img.affine, r=array.ndim), dtype=np.float64)
         else:
             spacing = np.ones(array.ndim)
-    return array, check_spacing(spacing, array.ndim)
+    return array, checks.check_spacing(spacing, array.ndim)
 
 
 def _like(value: np.ndarray, img: Any, dtype: Any = None) -> Any:
@@ -128,7 +122,7 @@ class PseudoMaskDensityd(MapTransform):
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.density_keys = _output_keys(self.keys, density_keys, "density_keys")
-        self.bandwidth_mm = check_positive_float("bandwidth_mm", bandwidth_mm)
+        self.bandwidth_mm = checks.check_positive_float("bandwidth_mm", bandwidth_mm)
         self.spacing = None if spacing is None else np.atleast_1d(np.asarray(spacing, dtype=np.float64))
         check_canny_args(canny_sigma, low_threshold, high_threshold, use_quantiles, edge_method)
         self.canny = (canny_sigma, low_threshold, high_threshold, use_quantiles, edge_method)
@@ -137,7 +131,7 @@ class PseudoMaskDensityd(MapTransform):
         d = dict(data)
         for key, density_key in self.key_iterator(d, self.density_keys):
             array, spacing = _spatial(d, key, self.spacing)
-            array = check_image(array, _image_name(d, key))
+            array = checks.check_image(array, _image_name(d, key))
             edges = canny_edges(array, *self.canny)
             density = edge_density(edges, self.bandwidth_mm, spacing)
             d[density_key] = _like(density, d[key], dtype=torch.float32)
@@ -182,18 +176,18 @@ class RandPseudoMaskd(Randomizable, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.num_points = check_positive_int("num_points", num_points)
+        self.num_points = checks.check_positive_int("num_points", num_points)
         self.output_keys = _output_keys(self.keys, output_keys, "output_keys")
         self.density_keys = _output_keys(self.keys, density_keys, "density_keys")
         self.seeds_keys = _output_keys(self.keys, seeds_keys, "seeds_keys")
         self.cells_keys = _output_keys(self.keys, cells_keys, "cells_keys")
         if num_edge_points is not None:
-            check_positive_int("num_edge_points", num_edge_points)
+            checks.check_positive_int("num_edge_points", num_edge_points)
             if self.density_keys:
                 raise ConfigError("density_keys cannot be used with num_edge_points (the subset is random)")
         self.settings = {
-            "bandwidth_mm": check_positive_float("bandwidth_mm", bandwidth_mm),
-            "floor": check_fraction("floor", floor),
+            "bandwidth_mm": checks.check_positive_float("bandwidth_mm", bandwidth_mm),
+            "floor": checks.check_fraction("floor", floor),
             "num_edge_points": num_edge_points,
             "canny_sigma": canny_sigma,
             "low_threshold": low_threshold,
@@ -220,7 +214,7 @@ class RandPseudoMaskd(Randomizable, MapTransform):
             array, spacing = _spatial(d, key, self.spacing)
             density_key = self.density_keys[index] if self.density_keys else None
             if density_key is not None and density_key in d:
-                array = check_image(array, name)
+                array = checks.check_image(array, name)
                 density, _ = _spatial(d, density_key, spacing)
                 mask, cells, seeds = sample_and_fill(
                     array, density, self.num_points, generator, spacing, self.settings["floor"], name

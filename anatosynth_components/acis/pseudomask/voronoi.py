@@ -55,8 +55,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage as ndi
 
-from anatosynth_components.acis.pseudomask._checks import check_spacing
 from anatosynth_components.acis.pseudomask.envelope import Candidates, build_stacks, emit_labels, walk_queries
+from anatosynth_components.checks import check_spacing
 from anatosynth_components.errors import ConfigError, DataError
 
 METHODS = ("envelope", "edt")

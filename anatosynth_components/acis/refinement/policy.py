@@ -34,10 +34,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from monai.networks.utils import one_hot
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-from anatosynth_components.acis.refinement._checks import positive
+from anatosynth_components.checks import check_positive_float
 
 
 @dataclass
@@ -80,7 +81,8 @@ class GeneratorPolicy(nn.Module):
         super().__init__()
         self.pm_generator, self.annotation_generator = pm_generator, annotation_generator
         self.image_generator = image_generator
-        self.pm_sigma, self.image_sigma = positive(pm_sigma, "pm_sigma"), positive(image_sigma, "image_sigma")
+        self.pm_sigma = check_positive_float("pm_sigma", pm_sigma)
+        self.image_sigma = check_positive_float("image_sigma", image_sigma)
 
     def latent_shape(self, batch_size: int) -> tuple[int, ...]:
         """The shape of z for ``batch_size`` samples (the pseudo-mask generator's)."""
@@ -89,14 +91,16 @@ class GeneratorPolicy(nn.Module):
 
     def sample(self, z: torch.Tensor) -> PolicySample:
         """Draw pm, y_hat, x_hat for latent ``z``; ``log_prob`` keeps the graph to the generators."""
-        pm_dist = Normal(self.pm_generator(z), self.pm_sigma)
+        # float32 distributions even under autocast: log pi sums over every voxel, and REINFORCE needs
+        # the small differences between samples (the generators' outputs are cast, their layers are not)
+        pm_dist = Normal(self.pm_generator(z).float(), self.pm_sigma)
         pm_action = pm_dist.sample()
         pm = pm_action.clamp(0.0, 1.0)
-        logits = self.annotation_generator(pm)
+        logits = self.annotation_generator(pm).float()
         ann_dist = Categorical(logits=logits.movedim(1, -1))
         ids = ann_dist.sample()  # (B, *S)
-        onehot = torch.zeros_like(logits, dtype=pm.dtype).scatter_(1, ids.unsqueeze(1), 1.0)
-        image_dist = Normal(self.image_generator(torch.cat([pm, onehot], dim=1)), self.image_sigma)
+        onehot = one_hot(ids.unsqueeze(1), logits.shape[1], dtype=pm.dtype, dim=1)
+        image_dist = Normal(self.image_generator(torch.cat([pm, onehot], dim=1)).float(), self.image_sigma)
         image_action = image_dist.sample()
         log_probs = {
             "pseudo_mask": pm_dist.log_prob(pm_action).flatten(1).sum(1),

@@ -13,15 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from monai.networks.utils import one_hot
+from monai.utils import convert_to_tensor
 
+from anatosynth_components.checks import check_label_ids
 from anatosynth_components.errors import DataError
 
 
 def _plain(value: Any, key: str) -> torch.Tensor:
     if value is None:
         raise DataError(f"batch has no '{key}' entry")
-    tensor = torch.as_tensor(value)
-    return tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor  # MetaTensor -> Tensor
+    return convert_to_tensor(value, track_meta=False)
 
 
 def real_batch(
@@ -52,14 +54,7 @@ def real_batch(
 
 
 def one_hot_labels(label: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class ids (B, 1, *S) -> float one-hot (B, num_classes, *S); ids outside 0..num_classes-1 are a
-    ``DataError`` naming them."""
-    if label.numel():
-        bad = torch.unique(label[(label < 0) | (label >= num_classes)])
-        if bad.numel():
-            raise DataError(
-                f"label ids {bad.tolist()[:10]} are outside the trained label set 0..{num_classes - 1}"
-            )
-    shape = list(label.shape)
-    shape[1] = int(num_classes)
-    return torch.zeros(shape, dtype=torch.float32, device=label.device).scatter_(1, label.long(), 1.0)
+    """Class ids (B, 1, *S) -> float one-hot (B, num_classes, *S) (MONAI's ``one_hot``); ids outside
+    0..num_classes-1 are a ``DataError`` naming them."""
+    check_label_ids(label, int(num_classes), "batch 'label'")
+    return one_hot(label.long(), int(num_classes), dtype=torch.float32)

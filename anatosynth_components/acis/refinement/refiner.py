@@ -15,33 +15,24 @@ image-annotation pairs").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import ignite.distributed as idist
 import torch
-from ignite.engine import Engine, Events
-from monai.engines import Trainer
 from torch import nn
 
-from anatosynth_components.acis.refinement._checks import non_empty, non_negative
-from anatosynth_components.acis.refinement.checkpoint import (
-    REGISTRATION_HINT,
-    attach_state_file,
-    load_network,
-)
-from anatosynth_components.acis.refinement.epoch_means import EpochMeans
 from anatosynth_components.acis.refinement.policy import GeneratorPolicy
 from anatosynth_components.acis.refinement.real_batch import one_hot_labels, real_batch
+from anatosynth_components.acis.refinement.registration_trainer import REGISTRATION_HINT
 from anatosynth_components.acis.refinement.reinforce import EmaBaseline, reinforce_loss
 from anatosynth_components.acis.refinement.uncertainty import AppearanceUncertainty
-from anatosynth_components.atomic import atomic_path
-from anatosynth_components.engines.modules import unwrap
+from anatosynth_components.checks import non_negative
+from anatosynth_components.engines.checkpoint import load_network
+from anatosynth_components.engines.trainer import AnatoSynthTrainer
 from anatosynth_components.errors import ConfigError, DataError
 
 
-class AcisRefiner(Trainer):
+class AcisRefiner(AnatoSynthTrainer):
     """Policy-gradient refinement of the three ACIS generators with the Eq. 3 reward.
 
     Args:
@@ -54,20 +45,19 @@ class AcisRefiner(Trainer):
             (warped, ddf)`` contract (:class:`DiffeomorphicRegistration`); frozen.
         optimizer: optimizer of the generators' parameters only (a registration parameter in it is a
             ``ConfigError``).
-        registration_checkpoint: ``registration.pt`` to load into ``registration_network`` now; missing
-            -> ``ConfigError`` naming it and ``registration_hint``.  ``None`` uses the network as given.
+        registration_checkpoint: ``registration.pt`` (the registration network's state dict) to load into
+            ``registration_network`` now; missing -> ``ConfigError`` naming it and ``registration_hint``.
+            ``None`` uses the network as given.
         registration_hint: what trains the checkpoint (shown when it is missing).
         num_passes: T of Eq. 3.
         image_weight, annotation_weight: w_img, w_ann of the reward.
         pm_sigma, image_sigma: exploration noise of the policy.
         baseline_momentum: momentum of :class:`EmaBaseline`.
-        checkpoint_file: the refinement state, written after every epoch (generators, optimizer,
-            baseline, engine epoch and iteration); ``None`` saves nothing.
-        resume: continue from ``checkpoint_file``.
-        model, model_file: after every epoch write ``model.state_dict()`` to ``model_file`` (e.g. the
-            ``AcisPairGenerator`` holding the three generators, as ``models/model.pt``); both or neither.
-        epoch_length, non_blocking, iteration_update, train_handlers, event_names, event_to_attr: as in
-            MONAI's trainers.
+        kwargs: ``amp``, ``checkpoint_dir``, ``resume``, ``model`` and ``model_file`` (e.g. the
+            ``AcisPairGenerator`` holding the three generators, written as ``models/model_refined.pt``
+            after every epoch), ``train_handlers``, ... of
+            :class:`~anatosynth_components.engines.AnatoSynthTrainer`.  The checkpoint holds the three
+            generators, the optimizer, the reward baseline and the engine state.
 
     ``engine.state.output``: ``{"uncertainty", "reward", "baseline", "loss"}`` (batch means, floats;
     ``uncertainty = w_img * U_image + w_ann * U_annotation = -reward``),
@@ -82,8 +72,8 @@ class AcisRefiner(Trainer):
                               net.image_generator, DiffeomorphicRegistration(2),
                               torch.optim.Adam(net.parameters(), 1e-5),
                               registration_checkpoint="models/registration.pt",
-                              checkpoint_file="models/refine_state.pt", model=net,
-                              model_file="models/model.pt")
+                              checkpoint_dir="models/refine", model=net,
+                              model_file="models/model_refined.pt")
         refiner.run()
     """
 
@@ -105,39 +95,12 @@ class AcisRefiner(Trainer):
         pm_sigma: float = 0.05,
         image_sigma: float = 0.05,
         baseline_momentum: float = 0.9,
-        checkpoint_file: str | None = None,
-        resume: bool = False,
-        model: nn.Module | None = None,
-        model_file: str | None = None,
-        epoch_length: int | None = None,
-        non_blocking: bool = False,
-        iteration_update: Callable[[Engine, Any], Any] | None = None,
-        train_handlers: Sequence | None = None,
-        event_names: list | None = None,
-        event_to_attr: dict | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            device=device,
-            max_epochs=max_epochs,
-            data_loader=train_data_loader,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            iteration_update=iteration_update,
-            handlers=train_handlers,
-            event_names=event_names,
-            event_to_attr=event_to_attr,
-            decollate=False,
-        )
-        non_empty(
-            train_data_loader, "refiner train_data_loader (bundle: refine#dataloader, refine_batch_size)"
-        )
+        super().__init__(device, max_epochs, train_data_loader, **kwargs)
         if registration_checkpoint is not None:
             load_network(registration_network, registration_checkpoint, registration_hint)
         _check_optimizer(optimizer, registration_network)
-        if (model is None) != (model_file is None):
-            raise ConfigError("model and model_file go together: give both (to write model.pt) or neither")
-        if resume and checkpoint_file is None:
-            raise ConfigError("resume: true needs a checkpoint_file")
         self.policy = GeneratorPolicy(
             pm_generator, annotation_generator, image_generator, pm_sigma, image_sigma
         )
@@ -148,46 +111,36 @@ class AcisRefiner(Trainer):
         if self.image_weight + self.annotation_weight == 0:
             raise ConfigError("image_weight and annotation_weight are both 0: the reward would be constant")
         self.baseline = EmaBaseline(baseline_momentum)
-        self.model, self.model_file = model, model_file
-        self.means = EpochMeans(self)
-        if checkpoint_file is not None:
-            objects = {
-                "pm_generator": pm_generator,
-                "annotation_generator": annotation_generator,
-                "image_generator": image_generator,
-                "optimizer": optimizer,
-                "baseline": self.baseline,
-                "trainer": self,
-            }
-            attach_state_file(self, checkpoint_file, objects, bool(resume))
-        if model_file is not None:
-            self.add_event_handler(Events.EPOCH_COMPLETED, self._save_model)
+        self.generators = {
+            "pm_generator": pm_generator,
+            "annotation_generator": annotation_generator,
+            "image_generator": image_generator,
+        }
 
-    def _save_model(self, engine: Engine) -> None:
-        if idist.get_rank() != 0:
-            return
-        Path(self.model_file).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.model_file) as tmp:
-            torch.save(unwrap(self.model).state_dict(), tmp)
+    def checkpoint_objects(self) -> dict[str, Any]:
+        return self.generators | {"optimizer": self.optimizer, "baseline": self.baseline}
 
-    def _iteration(self, engine: Engine, batchdata: dict[str, Any]) -> dict[str, Any]:
-        image, label = real_batch(batchdata, engine.state.device, engine.non_blocking)
+    def train_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        image, label = real_batch(batch, self.state.device, self.non_blocking)
         self.policy.train()
         z = torch.randn(self.policy.latent_shape(image.shape[0]), device=image.device)
-        sample = self.policy.sample(z)
+        with self.precision.autocast():
+            sample = self.policy.sample(z)
         if sample.image.shape != image.shape:
             raise DataError(
                 f"the generators make {tuple(sample.image.shape)} samples but the real batch is "
                 f"{tuple(image.shape)}: the generators' spatial_size and the data's must agree"
             )
         real_onehot = one_hot_labels(label, sample.annotation_onehot.shape[1])
-        u = self.uncertainty(image, sample.image.detach(), real_onehot, sample.annotation_onehot)
+        with self.precision.autocast():
+            u = self.uncertainty(
+                image, sample.image.detach().float(), real_onehot, sample.annotation_onehot.float()
+            )
         reward = -(self.image_weight * u.image + self.annotation_weight * u.annotation)
         baseline = self.baseline(reward)
-        loss = reinforce_loss(sample.log_prob / sample.num_voxels, reward, baseline)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        loss = reinforce_loss(sample.log_prob.float() / sample.num_voxels, reward, baseline)
+        self.precision.minimize(loss, self.optimizer)
+        self.precision.update()
         self.baseline.update(reward)
         values = {
             "uncertainty": float(-reward.mean()),
@@ -197,7 +150,6 @@ class AcisRefiner(Trainer):
             "baseline": float(baseline.mean()),
             "loss": float(loss.detach()),
         }
-        self.means.update(engine, values)
         return {
             **{key: values[key] for key in ("uncertainty", "reward", "baseline", "loss")},
             "losses": values,

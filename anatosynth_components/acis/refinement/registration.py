@@ -45,7 +45,7 @@ from monai.networks.blocks import Convolution, Warp
 from monai.networks.nets import VoxelMorph, VoxelMorphUNet
 from torch import nn
 
-from anatosynth_components.acis.refinement._checks import channels_of, spatial_dims_of
+from anatosynth_components.checks import check_channels, check_fraction, check_spatial_dims
 from anatosynth_components.errors import ConfigError
 
 
@@ -72,8 +72,8 @@ class DiffeomorphicRegistration(VoxelMorph):
         dropout: float = 0.15,
         in_channels: int = 1,
     ) -> None:
-        spatial_dims = spatial_dims_of(spatial_dims)
-        channels = channels_of(channels, "registration channels")
+        spatial_dims = check_spatial_dims(spatial_dims)
+        channels = check_channels(channels, "registration channels")
         if len(channels) % 2:
             raise ConfigError(
                 f"registration channels must have an even number of entries, got {list(channels)}"
@@ -83,8 +83,7 @@ class DiffeomorphicRegistration(VoxelMorph):
                 f"integration_steps must be >= 1 (scaling and squaring makes the field diffeomorphic), "
                 f"got {integration_steps}"
             )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"registration dropout must be in [0, 1), got {dropout}")
+        dropout = check_fraction("registration dropout", dropout, upper_open=True)
         backbone = VoxelMorphUNet(
             spatial_dims=spatial_dims,
             in_channels=2 * int(in_channels),

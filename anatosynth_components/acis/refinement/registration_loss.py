@@ -27,7 +27,7 @@ import torch
 from monai.losses import BendingEnergyLoss, DiceLoss, DiffusionLoss, LocalNormalizedCrossCorrelationLoss
 from torch import nn
 
-from anatosynth_components.acis.refinement._checks import non_negative, spatial_dims_of
+from anatosynth_components.checks import check_positive_float, check_spatial_dims
 from anatosynth_components.errors import ConfigError
 
 SIMILARITIES = ("lncc", "mse")
@@ -56,7 +56,7 @@ class RegistrationLoss(nn.Module):
         kernel_size: int = 9,
     ) -> None:
         super().__init__()
-        spatial_dims = spatial_dims_of(spatial_dims)
+        spatial_dims = check_spatial_dims(spatial_dims)
         if similarity not in SIMILARITIES:
             raise ConfigError(f"similarity must be one of {list(SIMILARITIES)}, got {similarity!r}")
         if regularization not in REGULARIZERS:
@@ -70,8 +70,8 @@ class RegistrationLoss(nn.Module):
         )
         self.regularization = DiffusionLoss() if regularization == "diffusion" else BendingEnergyLoss()
         self.dice = DiceLoss(include_background=False)
-        self.lambda_reg = non_negative(lambda_reg, "lambda_reg")
-        self.lambda_dice = non_negative(lambda_dice, "lambda_dice")
+        self.lambda_reg = check_positive_float("lambda_reg", lambda_reg, allow_zero=True)
+        self.lambda_dice = check_positive_float("lambda_dice", lambda_dice, allow_zero=True)
 
     @property
     def uses_labels(self) -> bool:

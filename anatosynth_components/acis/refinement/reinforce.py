@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from anatosynth_components.errors import ConfigError
+from anatosynth_components.checks import check_fraction
 
 
 def reinforce_loss(
@@ -62,9 +62,7 @@ class EmaBaseline:
     """
 
     def __init__(self, momentum: float = 0.9) -> None:
-        if not 0.0 <= float(momentum) < 1.0:
-            raise ConfigError(f"baseline momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_fraction("baseline momentum", momentum, upper_open=True)
         self.value: float | None = None
 
     def __call__(self, reward: torch.Tensor) -> torch.Tensor:

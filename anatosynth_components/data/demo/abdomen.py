@@ -18,28 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anatosynth_components.data.demo.anatomy import (
-    BodyTissues,
-    Canvas,
-    Phantom,
-    as_generator,
-    body_wall,
-    check_shape,
-    ellipsoid,
-    jitter,
-    perturb,
-    random_warp,
-    render_intensity,
-    rib_cage,
-    rotation_matrix,
-    shift,
-    smooth_field,
-    smooth_noise,
-    spacing_for,
-    spine,
-    to_hounsfield,
-    voxel_grid,
-)
+from anatosynth_components.data.demo import anatomy
 from anatosynth_components.data.label_tables import ABDOMENCTCT_LABELS
 
 #: Field of view (mm) along axes 0 (R), 1 (A), 2 (S) and the default shape.
@@ -66,7 +45,9 @@ TEXTURE |= {FAECES: 150.0, FAT: 10.0, VISCERAL_FAT: 12.0}
 #: template height (mm) of the centre of the field of view (the template's z = 0 is near the iliac crests)
 _Z_OFFSET = 55.0
 
-_BODY = BodyTissues(fat=FAT, muscle=MUSCLE, cortical=CORTICAL, cancellous=CANCELLOUS, disc=DISC, canal=CANAL)
+_BODY = anatomy.BodyTissues(
+    fat=FAT, muscle=MUSCLE, cortical=CORTICAL, cancellous=CANCELLOUS, disc=DISC, canal=CANAL
+)
 
 
 def _diaphragm(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -77,36 +58,44 @@ def _diaphragm(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(right, left) - 30 * np.clip(-(p[1] + 30) / 80, 0, 1) - 10
 
 
-def _organs(cv: Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
+def _organs(cv: anatomy.Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
     """Solid organs, vessels and hollow viscera, painted inside the abdominal cavity."""
     p = cv.coords
     # liver: right lobe, left lobe, caudate; only below the diaphragm
-    liver = ellipsoid(p, shift(rng, (70, 8, 128), 4), jitter(rng, (78, 80, 64), 0.05))
-    liver = np.minimum(liver, ellipsoid(p, shift(rng, (-8, 38, 135), 4), jitter(rng, (68, 48, 34), 0.06)))
-    liver = np.minimum(liver, ellipsoid(p, shift(rng, (20, -18, 120), 3), jitter(rng, (26, 26, 30), 0.06)))
+    liver = anatomy.ellipsoid(p, anatomy.shift(rng, (70, 8, 128), 4), anatomy.jitter(rng, (78, 80, 64), 0.05))
+    liver = np.minimum(
+        liver,
+        anatomy.ellipsoid(p, anatomy.shift(rng, (-8, 38, 135), 4), anatomy.jitter(rng, (68, 48, 34), 0.06)),
+    )
+    liver = np.minimum(
+        liver,
+        anatomy.ellipsoid(p, anatomy.shift(rng, (20, -18, 120), 3), anatomy.jitter(rng, (26, 26, 30), 0.06)),
+    )
     mask = (liver < 0) & abdomen
     cv.tissue[mask], cv.label[mask] = T_LIVER, LIVER
     # stomach (J-shaped tube) with a gas cap anteriorly and fluid behind a wall
-    st_pts = perturb(rng, [(-60, -8, 172), (-66, 14, 140), (-46, 36, 110), (-10, 46, 94), (20, 32, 92)])
-    st_r = jitter(rng, [34, 38, 30, 22, 13], 0.06)
+    st_pts = anatomy.perturb(
+        rng, [(-60, -8, 172), (-66, 14, 140), (-46, 36, 110), (-10, 46, 94), (20, 32, 92)]
+    )
+    st_r = anatomy.jitter(rng, [34, 38, 30, 22, 13], 0.06)
     cv.polyline(st_pts, st_r, tissue=GUT_WALL, label=STOMACH, where=abdomen, inner=[(4.0, FLUID, None)])
     gas_level = float(rng.uniform(10, 30))
     cv.paint((slice(None),) * 3, (cv.tissue == FLUID) & (p[1] > gas_level), GAS)
     # spleen posterior-left, rotated along the ribs
-    rot = rotation_matrix((0, 0, rng.uniform(25, 45)))
+    rot = anatomy.rotation_matrix((0, 0, rng.uniform(25, 45)))
     cv.ellipsoid(
-        shift(rng, (-92, -38, 128), 4),
-        jitter(rng, (24, 52, 44), 0.07),
+        anatomy.shift(rng, (-92, -38, 128), 4),
+        anatomy.jitter(rng, (24, 52, 44), 0.07),
         rot,
         tissue=T_SPLEEN,
         label=SPLEEN,
         where=abdomen,
     )
     # gall bladder under the liver, fundus anterior-inferior
-    rot = rotation_matrix((rng.uniform(20, 35), rng.uniform(-10, 10), 0))
+    rot = anatomy.rotation_matrix((rng.uniform(20, 35), rng.uniform(-10, 10), 0))
     cv.ellipsoid(
-        shift(rng, (58, 44, 78), 4),
-        jitter(rng, (15, 16, 32), 0.08),
+        anatomy.shift(rng, (58, 44, 78), 4),
+        anatomy.jitter(rng, (15, 16, 32), 0.08),
         rot,
         tissue=BILE,
         label=GALLBLADDER,
@@ -115,32 +104,40 @@ def _organs(cv: Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
     _kidneys(cv, rng, abdomen)
     _vessels(cv, rng)
     # pancreas along the splenic vein, head in the duodenal curve
-    pa_pts = perturb(rng, [(32, 16, 66), (10, 22, 80), (-25, 14, 92), (-62, -8, 106), (-80, -20, 116)])
+    pa_pts = anatomy.perturb(
+        rng, [(32, 16, 66), (10, 22, 80), (-25, 14, 92), (-62, -8, 106), (-80, -20, 116)]
+    )
     cv.polyline(
-        pa_pts, jitter(rng, [15, 11, 10, 9, 7], 0.06), tissue=T_PANCREAS, label=PANCREAS, where=abdomen
+        pa_pts,
+        anatomy.jitter(rng, [15, 11, 10, 9, 7], 0.06),
+        tissue=T_PANCREAS,
+        label=PANCREAS,
+        where=abdomen,
     )
     _portal(cv, rng)
     # adrenal glands: thin plates above and medial to the kidneys
     for side, lab in ((1.0, R_ADRENAL), (-1.0, L_ADRENAL)):
-        rot = rotation_matrix((rng.uniform(-15, 15), 0, side * rng.uniform(20, 40)))
+        rot = anatomy.rotation_matrix((rng.uniform(-15, 15), 0, side * rng.uniform(20, 40)))
         cv.ellipsoid(
-            shift(rng, (side * 44, -34, 150 - 4 * (side < 0)), 2),
-            jitter(rng, (6.5, 14, 18), 0.06),
+            anatomy.shift(rng, (side * 44, -34, 150 - 4 * (side < 0)), 2),
+            anatomy.jitter(rng, (6.5, 14, 18), 0.06),
             rot,
             tissue=T_ADRENAL,
             label=lab,
         )
     # esophagus from the top of the field of view to the cardia
-    es_pts = perturb(rng, [(2, -12, 330), (0, -8, 215), (-18, -2, 188), (-42, -4, 172)], 2.0)
-    cv.polyline(es_pts, jitter(rng, [8.5, 8.5, 8.5, 9.5], 0.05), tissue=GUT_WALL, label=ESOPHAGUS)
+    es_pts = anatomy.perturb(rng, [(2, -12, 330), (0, -8, 215), (-18, -2, 188), (-42, -4, 172)], 2.0)
+    cv.polyline(es_pts, anatomy.jitter(rng, [8.5, 8.5, 8.5, 9.5], 0.05), tissue=GUT_WALL, label=ESOPHAGUS)
 
 
-def _kidneys(cv: Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
+def _kidneys(cv: anatomy.Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
     """Kidneys with cortex, medulla and a medial hilum of sinus fat (unlabelled)."""
     for side, lab, z in ((1.0, R_KIDNEY, 68.0), (-1.0, L_KIDNEY, 84.0)):
-        rot = rotation_matrix((rng.uniform(-20, -10), side * rng.uniform(10, 20), side * rng.uniform(20, 35)))
-        centre = shift(rng, (side * 72, -46, z), 4)
-        radii = jitter(rng, (24, 28, 52), 0.06)
+        rot = anatomy.rotation_matrix(
+            (rng.uniform(-20, -10), side * rng.uniform(10, 20), side * rng.uniform(20, 35))
+        )
+        centre = anatomy.shift(rng, (side * 72, -46, z), 4)
+        radii = anatomy.jitter(rng, (24, 28, 52), 0.06)
         got = cv.ellipsoid_sdf(centre, radii, rot)
         if got is None:
             continue
@@ -151,40 +148,49 @@ def _kidneys(cv: Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
         cv.ellipsoid(hilum, (9, 12, 24), rot, tissue=FAT, label=0, where=cv.label == lab)
 
 
-def _vessels(cv: Canvas, rng: np.random.Generator) -> None:
+def _vessels(cv: anatomy.Canvas, rng: np.random.Generator) -> None:
     """Aorta with common iliac arteries, inferior vena cava, heart at the top."""
-    ao = perturb(rng, [(-18, -32, 330), (-16, -22, 150), (-10, -14, 20), (-8, -14, -88)], 2.5)
-    cv.polyline(ao, jitter(rng, [12.5, 12, 10.5, 9.5], 0.05), tissue=ARTERY, label=AORTA)
+    ao = anatomy.perturb(rng, [(-18, -32, 330), (-16, -22, 150), (-10, -14, 20), (-8, -14, -88)], 2.5)
+    cv.polyline(ao, anatomy.jitter(rng, [12.5, 12, 10.5, 9.5], 0.05), tissue=ARTERY, label=AORTA)
     for side in (-1.0, 1.0):
-        il = perturb(rng, [ao[-1] + (0, 0, 6), (side * 30, -14, -130), (side * 55, -8, -185)], 2.5)
+        il = anatomy.perturb(rng, [ao[-1] + (0, 0, 6), (side * 30, -14, -130), (side * 55, -8, -185)], 2.5)
         cv.polyline(il, [7.5, 7, 6.5], tissue=ARTERY)
-    ivc = perturb(rng, [(24, -16, -95), (26, -16, 60), (30, -24, 140), (18, -12, 200), (8, 2, 228)], 2.5)
-    cv.polyline(ivc, jitter(rng, [11, 11.5, 12, 13, 13], 0.05), tissue=T_IVC, label=IVC)
+    ivc = anatomy.perturb(
+        rng, [(24, -16, -95), (26, -16, 60), (30, -24, 140), (18, -12, 200), (8, 2, 228)], 2.5
+    )
+    cv.polyline(ivc, anatomy.jitter(rng, [11, 11.5, 12, 13, 13], 0.05), tissue=T_IVC, label=IVC)
     cv.ellipsoid(
-        shift(rng, (-25, 45, 290), 5), (70, 55, 60), rotation_matrix((0, -20, 30)), tissue=HEART, label=0
+        anatomy.shift(rng, (-25, 45, 290), 5),
+        (70, 55, 60),
+        anatomy.rotation_matrix((0, -20, 30)),
+        tissue=HEART,
+        label=0,
     )
 
 
-def _portal(cv: Canvas, rng: np.random.Generator) -> None:
+def _portal(cv: anatomy.Canvas, rng: np.random.Generator) -> None:
     """Portal vein (confluence to the liver hilum) and splenic vein; superior mesenteric vein unlabelled."""
-    conf = shift(rng, (10, 8, 84), 3)
-    pv = perturb(rng, [conf, (35, 10, 104), (55, 12, 118), (72, 6, 124)], 2.0)
-    cv.polyline(pv, jitter(rng, [8, 7.5, 6.5, 5], 0.06), tissue=T_PORTAL, label=PORTAL)
+    conf = anatomy.shift(rng, (10, 8, 84), 3)
+    pv = anatomy.perturb(rng, [conf, (35, 10, 104), (55, 12, 118), (72, 6, 124)], 2.0)
+    cv.polyline(pv, anatomy.jitter(rng, [8, 7.5, 6.5, 5], 0.06), tissue=T_PORTAL, label=PORTAL)
     cv.polyline(
-        perturb(rng, [pv[2], (30, 30, 132), (5, 40, 136)], 2.0), [4.5, 4, 3.5], tissue=T_PORTAL, label=PORTAL
+        anatomy.perturb(rng, [pv[2], (30, 30, 132), (5, 40, 136)], 2.0),
+        [4.5, 4, 3.5],
+        tissue=T_PORTAL,
+        label=PORTAL,
     )
-    sv = perturb(rng, [conf, (-28, 2, 96), (-66, -18, 110), (-84, -30, 120)], 2.0)
-    cv.polyline(sv, jitter(rng, [6, 5.5, 5, 4.5], 0.06), tissue=T_PORTAL, label=PORTAL)
-    smv = perturb(rng, [conf, (14, 22, 40), (18, 30, -20)], 2.0)
+    sv = anatomy.perturb(rng, [conf, (-28, 2, 96), (-66, -18, 110), (-84, -30, 120)], 2.0)
+    cv.polyline(sv, anatomy.jitter(rng, [6, 5.5, 5, 4.5], 0.06), tissue=T_PORTAL, label=PORTAL)
+    smv = anatomy.perturb(rng, [conf, (14, 22, 40), (18, 30, -20)], 2.0)
     cv.polyline(smv, [5.5, 5, 4], tissue=T_PORTAL)
 
 
-def _bowel(cv: Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
+def _bowel(cv: anatomy.Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
     """Duodenum, colon (gas and faeces) and small-bowel-like filler in the rest of the cavity."""
     free = abdomen & (cv.label == 0) & (cv.tissue == 0)
-    duo = perturb(rng, [(20, 32, 92), (44, 14, 86), (48, 6, 56), (22, 12, 40), (-22, 8, 46)], 2.0)
+    duo = anatomy.perturb(rng, [(20, 32, 92), (44, 14, 86), (48, 6, 56), (22, 12, 40), (-22, 8, 46)], 2.0)
     cv.polyline(duo, [12, 12, 12, 11, 10], tissue=GUT_WALL, where=free, inner=[(4.0, FLUID, None)])
-    colon = perturb(
+    colon = anatomy.perturb(
         rng,
         [
             (-10, -40, -215),
@@ -200,49 +206,72 @@ def _bowel(cv: Canvas, rng: np.random.Generator, abdomen: np.ndarray) -> None:
         ],
         5.0,
     )
-    radii = jitter(rng, [18, 18, 20, 22, 24, 24, 26, 28, 28, 30], 0.08)
+    radii = anatomy.jitter(rng, [18, 18, 20, 22, 24, 24, 26, 28, 28, 30], 0.08)
     free = abdomen & (cv.label == 0) & (cv.tissue == 0)
     cv.polyline(colon, radii, tissue=GUT_WALL, where=free, inner=[(4.0, FAECES, None)])
     lumen = cv.tissue == FAECES
-    cv.paint((slice(None),) * 3, lumen & (smooth_noise(cv.shape, rng, 1.2) > 0.3), GAS)
+    cv.paint((slice(None),) * 3, lumen & (anatomy.smooth_noise(cv.shape, rng, 1.2) > 0.3), GAS)
     # small bowel loops and mesenteric fat
     rest = abdomen & (cv.tissue == 0)
-    loops = smooth_noise(cv.shape, rng, 2.0)
+    loops = anatomy.smooth_noise(cv.shape, rng, 2.0)
     cv.tissue[rest] = VISCERAL_FAT
     cv.tissue[rest & (np.abs(loops) < 0.45)] = BOWEL
-    cv.tissue[rest & (np.abs(loops) < 0.12) & (smooth_noise(cv.shape, rng, 1.5) > 1.2)] = GAS
+    cv.tissue[rest & (np.abs(loops) < 0.12) & (anatomy.smooth_noise(cv.shape, rng, 1.5) > 1.2)] = GAS
 
 
-def _skeleton(cv: Canvas, rng: np.random.Generator, cavity: np.ndarray, rib_radii: np.ndarray) -> None:
+def _skeleton(
+    cv: anatomy.Canvas, rng: np.random.Generator, cavity: np.ndarray, rib_radii: np.ndarray
+) -> None:
     """Spine, lower ribs, psoas and paraspinal muscles, iliac wings and sacrum, bladder."""
     p = cv.coords
     y_spine = -52.0 + rng.normal(0, 3)
-    spine(cv, rng, (0.0, y_spine), (-140.0, 330.0), _BODY, body_radii=tuple(jitter(rng, (23, 18), 0.05)))
+    anatomy.spine(
+        cv, rng, (0.0, y_spine), (-140.0, 330.0), _BODY, body_radii=tuple(anatomy.jitter(rng, (23, 18), 0.05))
+    )
     for side in (-1.0, 1.0):
         cv.polyline(
-            perturb(rng, [(side * 28, -42, 110), (side * 44, -34, 0), (side * 62, -18, -150)], 2.0),
+            anatomy.perturb(rng, [(side * 28, -42, 110), (side * 44, -34, 0), (side * 62, -18, -150)], 2.0),
             [9, 20, 22],
             tissue=MUSCLE,
         )
         cv.polyline(
-            perturb(rng, [(side * 36, -96, 330), (side * 38, -98, 0), (side * 30, -92, -150)], 2.0),
+            anatomy.perturb(rng, [(side * 36, -96, 330), (side * 38, -98, 0), (side * 30, -92, -150)], 2.0),
             [22, 26, 20],
             tissue=MUSCLE,
         )
-        wing = ellipsoid(p, shift(rng, (side * 30, -20, -95), 3), jitter(rng, (105, 62, 85), 0.04))
+        wing = anatomy.ellipsoid(
+            p, anatomy.shift(rng, (side * 30, -20, -95), 3), anatomy.jitter(rng, (105, 62, 85), 0.04)
+        )
         iliac = (np.abs(wing) < 4.5) & (side * p[0] > 45) & (p[2] < -95) & (p[2] > -200) & (p[1] < 35)
         cv.tissue[iliac & (wing < -2)] = CANCELLOUS
         cv.tissue[iliac & (wing >= -2)] = CORTICAL
-    cv.ellipsoid(shift(rng, (0, -72, -185), 3), (42, 14, 55), rotation_matrix((-30, 0, 0)), tissue=CORTICAL)
-    cv.ellipsoid(shift(rng, (0, -72, -185), 3), (38, 10, 51), rotation_matrix((-30, 0, 0)), tissue=CANCELLOUS)
-    cv.ellipsoid(shift(rng, (0, 42, -222), 6), jitter(rng, (45, 34, 36), 0.1), tissue=FLUID, where=cavity)
+    cv.ellipsoid(
+        anatomy.shift(rng, (0, -72, -185), 3),
+        (42, 14, 55),
+        anatomy.rotation_matrix((-30, 0, 0)),
+        tissue=CORTICAL,
+    )
+    cv.ellipsoid(
+        anatomy.shift(rng, (0, -72, -185), 3),
+        (38, 10, 51),
+        anatomy.rotation_matrix((-30, 0, 0)),
+        tissue=CANCELLOUS,
+    )
+    cv.ellipsoid(
+        anatomy.shift(rng, (0, 42, -222), 6),
+        anatomy.jitter(rng, (45, 34, 36), 0.1),
+        tissue=FLUID,
+        where=cavity,
+    )
     heads = np.arange(350.0, 60.0, -28.0) + rng.normal(0, 3)
-    rib_cage(cv, rng, (0.0, -6.0), rib_radii, heads, _BODY, drop_mm=85.0, radius_mm=6.0, end_angle_deg=125.0)
+    anatomy.rib_cage(
+        cv, rng, (0.0, -6.0), rib_radii, heads, _BODY, drop_mm=85.0, radius_mm=6.0, end_angle_deg=125.0
+    )
 
 
 def abdomen_phantom(
     shape: Sequence[int] = ABDOMEN_SHAPE, rng: np.random.Generator | int | None = None
-) -> Phantom:
+) -> anatomy.Phantom:
     """One procedural portal-venous abdominal CT (AbdomenCTCT labels), deterministic per ``rng``.
 
     Args:
@@ -257,15 +286,13 @@ def abdomen_phantom(
     >>> int(ph.image.min()) >= -1024
     True
     """
-    shape = check_shape(shape)
-    rng = as_generator(rng)
-    spacing = spacing_for(ABDOMEN_FOV, shape)
-    coords = random_warp(voxel_grid(shape, spacing), rng, amplitude_mm=4.0, length_mm=60.0, scale_jitter=0.07)
-    coords[2] += _Z_OFFSET
-    cv = Canvas(coords)
-    radii = jitter(rng, (158.0, 112.0), 0.05)
+    shape, rng, spacing, cv = anatomy.warped_canvas(
+        shape, rng, ABDOMEN_FOV, 4.0, 60.0, origin_mm=(0.0, 0.0, _Z_OFFSET)
+    )
+    coords = cv.coords
+    radii = anatomy.jitter(rng, (158.0, 112.0), 0.05)
     wall = rng.uniform(12, 28) + rng.uniform(9, 14)  # subcutaneous fat + muscle (mm)
-    cavity = body_wall(cv, (0.0, -6.0), radii, wall - 11.0, 11.0, _BODY)
+    cavity = anatomy.body_wall(cv, (0.0, -6.0), radii, wall - 11.0, 11.0, _BODY)
     _skeleton(cv, rng, cavity, radii - wall + 3.0)
     z_d = _diaphragm(coords, rng)
     cavity &= cv.tissue == 0
@@ -277,14 +304,5 @@ def abdomen_phantom(
     mediastinum = thorax & (np.abs(coords[0] + 5) < 32) & (coords[1] > -70)
     cv.tissue[mediastinum & (cv.tissue == LUNG)] = VISCERAL_FAT
     _bowel(cv, rng, abdomen)
-    image = render_intensity(
-        cv.tissue,
-        HU,
-        rng,
-        texture_std=TEXTURE,
-        noise_std=16.0,
-        mean_jitter={k: 8.0 for k in HU if k not in (AIR, GAS)},
-        texture_sigma_vox=1.3,
-        offset=smooth_field(shape, rng, 4.0),
-    )
-    return Phantom(to_hounsfield(image), cv.label, spacing, dict(ABDOMENCTCT_LABELS))
+    mean_jitter = {k: 8.0 for k in HU if k not in (AIR, GAS)}
+    return anatomy.ct_phantom(cv, HU, rng, TEXTURE, mean_jitter, spacing, ABDOMENCTCT_LABELS)

@@ -637,6 +637,60 @@ def to_hounsfield(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), -1024, 3071).astype(np.int16)
 
 
+# --- the start and the end of every phantom ------------------------------------------------------------
+
+
+def warped_canvas(
+    shape: Sequence[int],
+    rng: np.random.Generator | int | None,
+    fov_mm: Vec3,
+    amplitude_mm: float,
+    length_mm: float,
+    origin_mm: Vec3 = (0.0, 0.0, 0.0),
+) -> tuple[tuple[int, int, int], np.random.Generator, tuple[float, float, float], Canvas]:
+    """How every phantom starts: the checked ``shape``, the generator of ``rng``, the spacing of
+    ``fov_mm`` over ``shape``, and a :class:`Canvas` on the voxel grid's coordinates warped by
+    :func:`random_warp` (7 % scale jitter) and moved by ``origin_mm`` (the template coordinates of the
+    centre of the field of view).
+
+    >>> shape, rng, spacing, cv = warped_canvas((16, 16, 16), 0, (64.0, 64.0, 64.0), 2.0, 40.0)
+    >>> shape, spacing, cv.coords.shape
+    ((16, 16, 16), (4.0, 4.0, 4.0), (3, 16, 16, 16))
+    """
+    shape = check_shape(shape)
+    rng = as_generator(rng)
+    spacing = spacing_for(fov_mm, shape)
+    coords = random_warp(voxel_grid(shape, spacing), rng, amplitude_mm, length_mm, scale_jitter=0.07)
+    coords += np.asarray(origin_mm, np.float32).reshape(3, 1, 1, 1)
+    return shape, rng, spacing, Canvas(coords)
+
+
+def ct_phantom(
+    cv: Canvas,
+    hu: Mapping[int, float],
+    rng: np.random.Generator,
+    texture_hu: Mapping[int, float],
+    mean_jitter_hu: Mapping[int, float],
+    spacing: Vec3,
+    labels: Mapping[int, str],
+) -> Phantom:
+    """How the CT phantoms end: :func:`render_intensity` of the canvas's tissue classes with mean ``hu``
+    and texture ``texture_hu``, the CT settings they share (16 HU white noise, texture correlated over
+    1.3 voxels, a smooth 4 HU offset field across the body), rounded to int16 HU."""
+    offset = smooth_field(cv.shape, rng, 4.0)
+    image = render_intensity(
+        cv.tissue,
+        hu,
+        rng,
+        texture_std=texture_hu,
+        noise_std=16.0,
+        mean_jitter=mean_jitter_hu,
+        texture_sigma_vox=1.3,
+        offset=offset,
+    )
+    return Phantom(to_hounsfield(image), cv.label, tuple(spacing), dict(labels))
+
+
 # --- shared CT structures -------------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """Procedural T1-weighted brain MRI phantom with the 35 Learn2Reg OASIS ``seg35`` labels.
 
 Skull-stripped, intensities in [0, 1], exactly 0 outside the brain; unlabelled CSF inside the brain
-envelope (sulci, interhemispheric fissure) keeps a dark CSF signal, as in real skull-stripped T1 (the
-real OASIS scan in ``../shared/data``: ~0.17 there vs ~0.40 in white matter).
+envelope (sulci, interhemispheric fissure) keeps a dark CSF signal, as in real skull-stripped T1 (in
+VoxelMorph's example brain scan, an OASIS subject: ~0.17 there vs ~0.40 in white matter).
 
 Shapes are defined in millimetres in an MNI-like template space (origin near the anterior commissure)
 and evaluated at randomly warped coordinates: a cerebrum with a folded cortex (sulci are the zero set of
@@ -22,21 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from anatosynth_components.data.demo.anatomy import (
-    Canvas,
-    Phantom,
-    as_generator,
-    bias_field,
-    check_shape,
-    ellipsoid,
-    jitter,
-    random_warp,
-    render_intensity,
-    rotation_matrix,
-    shift,
-    spacing_for,
-    voxel_grid,
-)
+from anatosynth_components.data.demo import anatomy
 from anatosynth_components.data.label_tables import OASIS35_LABELS
 
 #: Field of view (mm) along axes 0 (R), 1 (A), 2 (S) and the default shape.
@@ -90,18 +76,18 @@ def _wave_sum(
     return field / rms, grad
 
 
-def _cerebrum(cv: Canvas, rng: np.random.Generator, d_cb: np.ndarray) -> None:
+def _cerebrum(cv: anatomy.Canvas, rng: np.random.Generator, d_cb: np.ndarray) -> None:
     """Cerebral white matter and folded cortex, split into hemispheres at x = 0."""
     p = cv.coords
-    centre = shift(rng, (0.0, -17.0, 14.0), 2.0)
-    a, b, c_sup = jitter(rng, (67.0, 85.0, 60.0), 0.04)
+    centre = anatomy.shift(rng, (0.0, -17.0, 14.0), 2.0)
+    a, b, c_sup = anatomy.jitter(rng, (67.0, 85.0, 60.0), 0.04)
     c_inf = 44.0 * (1 + 0.04 * rng.standard_normal())
     zs = np.where(p[2] < centre[2], np.float32(c_sup / c_inf), np.float32(1.0))
     squashed = np.stack([p[0], p[1], centre[2] + (p[2] - centre[2]) * zs])
-    d = ellipsoid(squashed, centre, (a, b, c_sup))
+    d = anatomy.ellipsoid(squashed, centre, (a, b, c_sup))
     for side in (-1.0, 1.0):  # temporal lobes
-        tc = shift(rng, (side * 44.0, -12.0, -16.0), 2.0)
-        d = np.minimum(d, ellipsoid(p, tc, jitter(rng, (24.0, 42.0, 20.0), 0.05)))
+        tc = anatomy.shift(rng, (side * 44.0, -12.0, -16.0), 2.0)
+        d = np.minimum(d, anatomy.ellipsoid(p, tc, anatomy.jitter(rng, (24.0, 42.0, 20.0), 0.05)))
     d = np.maximum(d, 3.0 - d_cb)  # tentorium: keep 3 mm off the cerebellum
     inside = d < 0
     thick = float(rng.uniform(3.4, 4.0))  # cortical thickness (mm)
@@ -137,17 +123,19 @@ def _cerebrum(cv: Canvas, rng: np.random.Generator, d_cb: np.ndarray) -> None:
     cv.label[cm] = _sided(CORTEX, p[0][cm])
 
 
-def _cerebellum_sdf(cv: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _cerebellum_sdf(cv: anatomy.Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Signed distance (mm) of the cerebellum and its centre."""
-    centre = shift(rng, (0.0, -58.0, -34.0), 2.0)
-    d = ellipsoid(cv.coords, centre + (0, 1, 4), jitter(rng, (12.0, 28.0, 22.0), 0.05))  # vermis
+    centre = anatomy.shift(rng, (0.0, -58.0, -34.0), 2.0)
+    d = anatomy.ellipsoid(
+        cv.coords, centre + (0, 1, 4), anatomy.jitter(rng, (12.0, 28.0, 22.0), 0.05)
+    )  # vermis
     for side in (-1.0, 1.0):
         hc = centre + (side * 24.0, 0.0, 0.0) + rng.normal(0, 1.5, 3)
-        d = np.minimum(d, ellipsoid(cv.coords, hc, jitter(rng, (29.0, 30.0, 21.0), 0.05)))
+        d = np.minimum(d, anatomy.ellipsoid(cv.coords, hc, anatomy.jitter(rng, (29.0, 30.0, 21.0), 0.05)))
     return d, centre
 
 
-def _cerebellum(cv: Canvas, rng: np.random.Generator, d: np.ndarray, centre: np.ndarray) -> None:
+def _cerebellum(cv: anatomy.Canvas, rng: np.random.Generator, d: np.ndarray, centre: np.ndarray) -> None:
     """Cerebellar cortex with folia (radial fissures in the sagittal plane) and white matter (arbor vitae)."""
     p = cv.coords
     inside = d < 0
@@ -167,12 +155,14 @@ def _cerebellum(cv: Canvas, rng: np.random.Generator, d: np.ndarray, centre: np.
     cv.label[inside] = flat
 
 
-def _brainstem(cv: Canvas, rng: np.random.Generator) -> None:
+def _brainstem(cv: anatomy.Canvas, rng: np.random.Generator) -> None:
     """Midbrain, pons and medulla along a tube down to the bottom of the field of view."""
     pts = np.array([(0, -19, 4), (0, -23, -10), (0, -26, -27), (0, -34, -46), (0, -40, -68), (0, -43, -110)])
     pts = pts + np.r_[0, 1, 1] * rng.normal(0, 1.5, (6, 3))
-    cv.polyline(pts, jitter(rng, [9.0, 10.5, 12.0, 9.0, 7.5, 6.5], 0.05), label=STEM)
-    cv.ellipsoid(shift(rng, (0, -21, -27), 1.5), jitter(rng, (14.0, 12.0, 12.0), 0.05), label=STEM)
+    cv.polyline(pts, anatomy.jitter(rng, [9.0, 10.5, 12.0, 9.0, 7.5, 6.5], 0.05), label=STEM)
+    cv.ellipsoid(
+        anatomy.shift(rng, (0, -21, -27), 1.5), anatomy.jitter(rng, (14.0, 12.0, 12.0), 0.05), label=STEM
+    )
 
 
 def _mirror(points: Sequence[Sequence[float]], side: float) -> np.ndarray:
@@ -181,20 +171,20 @@ def _mirror(points: Sequence[Sequence[float]], side: float) -> np.ndarray:
     return pts
 
 
-def _deep(cv: Canvas, rng: np.random.Generator, side: float) -> None:
+def _deep(cv: anatomy.Canvas, rng: np.random.Generator, side: float) -> None:
     """Deep nuclei, hippocampus, amygdala, lateral ventricle, choroid plexus and vessel of one side."""
 
     def lab(i: int) -> int:
         return i if side < 0 else _RIGHT[i]
 
     def ell(i: int, c: Sequence[float], r: Sequence[float], rot: Sequence[float] = (0, 0, 0)) -> None:
-        centre = shift(rng, (side * c[0], c[1], c[2]), 1.2)
+        centre = anatomy.shift(rng, (side * c[0], c[1], c[2]), 1.2)
         angles = (rot[0], side * rot[1], side * rot[2])
-        cv.ellipsoid(centre, jitter(rng, r, 0.07), rotation_matrix(angles), label=lab(i))
+        cv.ellipsoid(centre, anatomy.jitter(rng, r, 0.07), anatomy.rotation_matrix(angles), label=lab(i))
 
     def tube(i: int, pts: Sequence[Sequence[float]], radii: Sequence[float]) -> None:
         p = _mirror(pts, side) + rng.normal(0, 1.0, (len(pts), 3))
-        cv.polyline(p, jitter(rng, radii, 0.05), label=lab(i))
+        cv.polyline(p, anatomy.jitter(rng, radii, 0.05), label=lab(i))
 
     ell(VENTRAL_DC, (12, -16, -8), (6, 9, 5))
     ell(THALAMUS, (11, -17, 7), (8, 15, 9), (0, 0, -12))
@@ -224,7 +214,7 @@ def _envelope(brain: np.ndarray, spacing: Sequence[float], radius_mm: float = 5.
 
 def brain_phantom(
     shape: Sequence[int] = BRAIN_SHAPE, rng: np.random.Generator | int | None = None
-) -> Phantom:
+) -> anatomy.Phantom:
     """One procedural T1 brain (OASIS ``seg35`` labels), deterministic per ``rng``.
 
     Args:
@@ -240,12 +230,7 @@ def brain_phantom(
     >>> ph.labels[1], bool(ph.image[ph.label == 0].min() == 0), bool(ph.image[ph.label == 0].max() > 0)
     ('Left-Cerebral-White-Matter', True, True)
     """
-    shape = check_shape(shape)
-    rng = as_generator(rng)
-    spacing = spacing_for(BRAIN_FOV, shape)
-    coords = random_warp(voxel_grid(shape, spacing), rng, amplitude_mm=2.5, length_mm=45.0, scale_jitter=0.07)
-    coords += _FOV_CENTRE.reshape(3, 1, 1, 1)
-    cv = Canvas(coords)
+    shape, rng, spacing, cv = anatomy.warped_canvas(shape, rng, BRAIN_FOV, 2.5, 45.0, origin_mm=_FOV_CENTRE)
     d_cb, cb_centre = _cerebellum_sdf(cv, rng)
     _cerebrum(cv, rng, d_cb)
     _cerebellum(cv, rng, d_cb, cb_centre)
@@ -253,13 +238,17 @@ def brain_phantom(
     for side in (-1.0, 1.0):
         _deep(cv, rng, side)
     # midline: 3rd ventricle between the thalami, 4th ventricle between pons and cerebellum
-    cv.ellipsoid(shift(rng, (0, -13, 4), 1.0), jitter(rng, (2.6, 13.0, 9.0), 0.06), label=VENT3)
-    tilt = rotation_matrix((rng.uniform(20, 35), 0, 0))
-    cv.ellipsoid(shift(rng, (0, -41, -32), 1.0), jitter(rng, (7.0, 3.6, 9.0), 0.06), tilt, label=VENT4)
+    cv.ellipsoid(
+        anatomy.shift(rng, (0, -13, 4), 1.0), anatomy.jitter(rng, (2.6, 13.0, 9.0), 0.06), label=VENT3
+    )
+    tilt = anatomy.rotation_matrix((rng.uniform(20, 35), 0, 0))
+    cv.ellipsoid(
+        anatomy.shift(rng, (0, -41, -32), 1.0), anatomy.jitter(rng, (7.0, 3.6, 9.0), 0.06), tilt, label=VENT4
+    )
     means = {k: v for k, v in _T1.items()} | {_RIGHT[k]: _T1[k] for k in _RIGHT}
     envelope = _envelope(cv.label > 0, spacing)
     tissue = np.where(envelope & (cv.label == 0), np.uint8(CSF), cv.label)
-    image = render_intensity(
+    image = anatomy.render_intensity(
         tissue,
         means | {0: 0.0},
         rng,
@@ -267,8 +256,8 @@ def brain_phantom(
         noise_std=0.018,
         mean_jitter=0.025,
         texture_sigma_vox=1.5,
-        gain=bias_field(shape, rng, 0.08),
+        gain=anatomy.bias_field(shape, rng, 0.08),
     )
     image = np.clip(image, 0.0, 1.0)
     image[~envelope] = 0.0
-    return Phantom(image.astype(np.float32), cv.label, spacing, dict(OASIS35_LABELS))
+    return anatomy.Phantom(image.astype(np.float32), cv.label, spacing, dict(OASIS35_LABELS))

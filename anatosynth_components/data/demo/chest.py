@@ -20,30 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anatosynth_components.data.demo.anatomy import (
-    BodyTissues,
-    Canvas,
-    Phantom,
-    as_generator,
-    axis_frame,
-    body_wall,
-    branching_tree,
-    check_shape,
-    ellipsoid,
-    jitter,
-    perturb,
-    random_warp,
-    render_intensity,
-    rib_cage,
-    rotation_matrix,
-    shift,
-    smooth_field,
-    smooth_noise,
-    spacing_for,
-    spine,
-    to_hounsfield,
-    voxel_grid,
-)
+from anatosynth_components.data.demo import anatomy
 from anatosynth_components.data.label_tables import LOBES_HEART_LABELS
 
 #: Field of view (mm) along axes 0 (R), 1 (A), 2 (S) and the default shape.
@@ -57,7 +34,9 @@ AIR, FAT, MUSCLE, CORTICAL, CANCELLOUS, DISC, CANAL, LUNG, FISSURE = 0, 1, 2, 3,
 VESSEL, VESSEL_PV, AIRWAY_WALL, AIRWAY_LUMEN, MYOCARDIUM, BLOOD, GREAT_VESSEL = 9, 10, 11, 12, 13, 14, 15
 MEDIASTINUM, LIVER, ABDOMEN, GAS = 16, 17, 18, 19
 
-_BODY = BodyTissues(fat=FAT, muscle=MUSCLE, cortical=CORTICAL, cancellous=CANCELLOUS, disc=DISC, canal=CANAL)
+_BODY = anatomy.BodyTissues(
+    fat=FAT, muscle=MUSCLE, cortical=CORTICAL, cancellous=CANCELLOUS, disc=DISC, canal=CANAL
+)
 
 
 def _hu(contrast: bool) -> dict[int, float]:
@@ -83,26 +62,26 @@ def _dome(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _lungs(
-    cv: Canvas, rng: np.random.Generator, cavity: np.ndarray, heart_d: np.ndarray, fissure_mm: float
+    cv: anatomy.Canvas, rng: np.random.Generator, cavity: np.ndarray, heart_d: np.ndarray, fissure_mm: float
 ) -> np.ndarray:
     """Paint lobe labels and tissue LUNG (fissures ``2 * fissure_mm`` thick); return the lung mask."""
     p = cv.coords
-    medi = ellipsoid(p, (0.0, 12.0, 0.0), (jitter(rng, 26.0, 0.08), 100.0, np.inf)) < 0
+    medi = anatomy.ellipsoid(p, (0.0, 12.0, 0.0), (anatomy.jitter(rng, 26.0, 0.08), 100.0, np.inf)) < 0
     spine_block = (np.abs(p[0]) < 30) & (p[1] < -32)
     above = p[2] > _dome(p, rng) + 4.0
     lungs = np.zeros(cv.shape, bool)
     for side in (-1.0, 1.0):  # ellipsoids narrowing towards the apex
-        c = shift(rng, (side * 74, -12, -2), 3)
-        radii = jitter(rng, (72, 94, 160), 0.04)
+        c = anatomy.shift(rng, (side * 74, -12, -2), 3)
+        radii = anatomy.jitter(rng, (72, 94, 160), 0.04)
         taper = 1.0 - 0.3 * np.clip((p[2] - c[2]) / radii[2], 0.0, 1.0) ** 1.5
         q = np.stack([c[0] + (p[0] - c[0]) / taper, c[1] + (p[1] - c[1]) / taper, p[2]])
-        lungs |= ellipsoid(q, c, radii) < 0
+        lungs |= anatomy.ellipsoid(q, c, radii) < 0
     lungs &= cavity & above & ~medi & ~spine_block & (heart_d > 4.0)
     x, y, z = (p[k][lungs] for k in range(3))
     obl = np.empty(x.shape, np.float32)
     for side in (-1.0, 1.0):  # oblique fissures: anterior-superior side is the upper (and middle) lobe
         tilt = np.deg2rad(rng.uniform(52, 60))
-        p0 = shift(rng, (side * 70, 5, -5), 5)
+        p0 = anatomy.shift(rng, (side * 70, 5, -5), 5)
         bow = rng.uniform(0.002, 0.005)
         f = np.sin(tilt) * (y - p0[1]) + np.cos(tilt) * (z - p0[2]) - bow * (x - p0[0]) ** 2
         obl = np.where((x < 0) == (side < 0), f, obl)
@@ -115,13 +94,13 @@ def _lungs(
     return lungs
 
 
-def _heart(cv: Canvas, rng: np.random.Generator) -> np.ndarray:
+def _heart(cv: anatomy.Canvas, rng: np.random.Generator) -> np.ndarray:
     """Signed distance (mm) of the heart; paints myocardium, blood pool with a septum, label HEART."""
-    centre = shift(rng, (-18, 36, -52), 4)
+    centre = anatomy.shift(rng, (-18, 36, -52), 4)
     axis = np.array([-0.8, 0.55, -0.4]) + 0.1 * rng.standard_normal(3)
-    rot = axis_frame(axis, rng.uniform(-20, 20))
-    radii = jitter(rng, (64, 50, 46), 0.05)
-    d = ellipsoid(cv.coords, centre, radii, rot)
+    rot = anatomy.axis_frame(axis, rng.uniform(-20, 20))
+    radii = anatomy.jitter(rng, (64, 50, 46), 0.05)
+    d = anatomy.ellipsoid(cv.coords, centre, radii, rot)
     heart = d < 0
     cv.tissue[heart], cv.label[heart] = MYOCARDIUM, HEART
     septum = np.abs(np.tensordot(rot[:, 1], cv.coords - centre.reshape(3, 1, 1, 1), axes=1)) < 4.0
@@ -129,25 +108,29 @@ def _heart(cv: Canvas, rng: np.random.Generator) -> np.ndarray:
     return d
 
 
-def _great_vessels(cv: Canvas, rng: np.random.Generator, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _great_vessels(
+    cv: anatomy.Canvas, rng: np.random.Generator, inside: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Aorta, pulmonary trunk and arteries, superior vena cava, esophagus; returns the two hila (mm)."""
-    aorta = perturb(
+    aorta = anatomy.perturb(
         rng, [(-4, 28, -25), (6, 26, 40), (-4, 6, 78), (-24, -28, 68), (-28, -44, 30), (-24, -46, -180)]
     )
-    cv.polyline(aorta, jitter(rng, [15, 15, 14, 13, 12, 11.5], 0.05), tissue=GREAT_VESSEL, where=inside)
-    hilum_l, hilum_r = shift(rng, (-48, -2, 14), 3), shift(rng, (46, -2, 6), 3)
-    trunk = perturb(rng, [(-22, 58, -18), (-18, 36, 20), (-8, 14, 30)])
+    cv.polyline(
+        aorta, anatomy.jitter(rng, [15, 15, 14, 13, 12, 11.5], 0.05), tissue=GREAT_VESSEL, where=inside
+    )
+    hilum_l, hilum_r = anatomy.shift(rng, (-48, -2, 14), 3), anatomy.shift(rng, (46, -2, 6), 3)
+    trunk = anatomy.perturb(rng, [(-22, 58, -18), (-18, 36, 20), (-8, 14, 30)])
     cv.polyline(trunk, [14, 13, 12], tissue=GREAT_VESSEL, where=inside)
     cv.polyline([trunk[-1], hilum_l], [10.5, 9], smooth=0, tissue=GREAT_VESSEL, where=inside)
     cv.polyline([trunk[-1], (8, 8, 22), hilum_r], [10.5, 10, 9], smooth=1, tissue=GREAT_VESSEL, where=inside)
     cv.polyline(
-        perturb(rng, [(26, 22, 170), (26, 20, 60), (22, 22, 5)]),
+        anatomy.perturb(rng, [(26, 22, 170), (26, 20, 60), (22, 22, 5)]),
         [10, 10.5, 11],
         tissue=GREAT_VESSEL,
         where=inside,
     )
     cv.polyline(
-        perturb(rng, [(-4, -30, 180), (-8, -32, 40), (-16, -30, -120)]),
+        anatomy.perturb(rng, [(-4, -30, 180), (-8, -32, 40), (-16, -30, -120)]),
         [8, 8, 8],
         tissue=MUSCLE,
         where=inside,
@@ -156,9 +139,9 @@ def _great_vessels(cv: Canvas, rng: np.random.Generator, inside: np.ndarray) -> 
     return hilum_l, hilum_r
 
 
-def _airways(cv: Canvas, rng: np.random.Generator, inside: np.ndarray, min_r: float) -> None:
+def _airways(cv: anatomy.Canvas, rng: np.random.Generator, inside: np.ndarray, min_r: float) -> None:
     """Trachea, main and lobar bronchi, then random bronchial trees (lumen air inside a thin wall)."""
-    carina = shift(rng, (0, 6, 48), 3)
+    carina = anatomy.shift(rng, (0, 6, 48), 3)
     main = [
         ([(0, 20, 190), (0, 14, 110), carina], [9.5, 9, 8.5]),
         ([carina, (28, 2, 28)], [7, 6.5]),
@@ -181,7 +164,7 @@ def _airways(cv: Canvas, rng: np.random.Generator, inside: np.ndarray, min_r: fl
     for start, direction, r in lobar:
         centre = (np.sign(start[0]) * 74, -12, -2)
         d = np.asarray(direction) + 0.15 * rng.standard_normal(3)
-        s, rr = branching_tree(
+        s, rr = anatomy.branching_tree(
             rng, start, d, 26.0, r, 3, centre, spread_deg=30, outward=0.4, radius_ratio=0.75
         )
         segs.append(s)
@@ -199,7 +182,7 @@ def _airways(cv: Canvas, rng: np.random.Generator, inside: np.ndarray, min_r: fl
 
 
 def _vessel_trees(
-    cv: Canvas, rng: np.random.Generator, hila: Sequence[np.ndarray], lungs: np.ndarray, min_r: float
+    cv: anatomy.Canvas, rng: np.random.Generator, hila: Sequence[np.ndarray], lungs: np.ndarray, min_r: float
 ) -> None:
     """Pulmonary arteries (four trees per hilum) and veins (three per side, from below the hilum).
 
@@ -215,7 +198,9 @@ def _vessel_trees(
         for directions, root, gens, r0 in ((arteries, hilum, 6, 6.0), (veins, hilum + (0, 4, -22), 6, 5.0)):
             for direction in directions:
                 d = np.array([side * direction[0], direction[1], direction[2]]) + 0.2 * rng.standard_normal(3)
-                s, r = branching_tree(rng, root, d, 38.0, r0, gens, centre, spread_deg=34, outward=0.5)
+                s, r = anatomy.branching_tree(
+                    rng, root, d, 38.0, r0, gens, centre, spread_deg=34, outward=0.5
+                )
                 segs.append(s)
                 radii.append(r)
     segs_all, radii_all = np.concatenate(segs), np.concatenate(radii)
@@ -224,9 +209,11 @@ def _vessel_trees(
     cv.tubes(segs_all[~thin], radii_all[~thin], tissue=VESSEL, where=lungs)
 
 
-def _chest_wall(cv: Canvas, rng: np.random.Generator, cavity: np.ndarray, rib_radii: np.ndarray) -> None:
+def _chest_wall(
+    cv: anatomy.Canvas, rng: np.random.Generator, cavity: np.ndarray, rib_radii: np.ndarray
+) -> None:
     """Spine, ribs, sternum, scapulae, clavicles, paraspinal muscles."""
-    spine(
+    anatomy.spine(
         cv,
         rng,
         (0.0, -58.0 + rng.normal(0, 3)),
@@ -236,15 +223,21 @@ def _chest_wall(cv: Canvas, rng: np.random.Generator, cavity: np.ndarray, rib_ra
         level_mm=28.0,
     )
     heads = np.arange(150.0, -200.0, -25.0) + rng.normal(0, 3)
-    rib_cage(cv, rng, (0.0, -6.0), rib_radii, heads, _BODY, drop_mm=75.0, radius_mm=5.5, end_angle_deg=135.0)
+    anatomy.rib_cage(
+        cv, rng, (0.0, -6.0), rib_radii, heads, _BODY, drop_mm=75.0, radius_mm=5.5, end_angle_deg=135.0
+    )
     wall = ~cavity
     ant = float(rib_radii[1]) - 6.0
-    cv.ellipsoid(shift(rng, (0, ant, 10), 3), (16, 7, 95), tissue=CORTICAL, where=wall)
-    cv.ellipsoid(shift(rng, (0, ant, 10), 3), (13, 4.5, 92), tissue=CANCELLOUS, where=wall)
+    cv.ellipsoid(anatomy.shift(rng, (0, ant, 10), 3), (16, 7, 95), tissue=CORTICAL, where=wall)
+    cv.ellipsoid(anatomy.shift(rng, (0, ant, 10), 3), (13, 4.5, 92), tissue=CANCELLOUS, where=wall)
     for side in (-1.0, 1.0):
-        rot = rotation_matrix((0, 0, side * rng.uniform(25, 40)))
+        rot = anatomy.rotation_matrix((0, 0, side * rng.uniform(25, 40)))
         cv.ellipsoid(
-            shift(rng, (side * 95, -rib_radii[1] + 5, 80), 4), (48, 5, 55), rot, tissue=CORTICAL, where=wall
+            anatomy.shift(rng, (side * 95, -rib_radii[1] + 5, 80), 4),
+            (48, 5, 55),
+            rot,
+            tissue=CORTICAL,
+            where=wall,
         )
         cv.polyline(
             [(side * 12, ant, 150), (side * 70, ant - 10, 158), (side * 125, ant - 40, 162)],
@@ -258,7 +251,7 @@ def _chest_wall(cv: Canvas, rng: np.random.Generator, cavity: np.ndarray, rib_ra
 
 def chest_phantom(
     shape: Sequence[int] = CHEST_SHAPE, rng: np.random.Generator | int | None = None, contrast: bool = False
-) -> Phantom:
+) -> anatomy.Phantom:
     """One procedural chest CT (lobes + heart), deterministic per ``rng``.
 
     Args:
@@ -275,14 +268,11 @@ def chest_phantom(
     >>> int(ph.label.max())
     6
     """
-    shape = check_shape(shape)
-    rng = as_generator(rng)
-    spacing = spacing_for(CHEST_FOV, shape)
-    coords = random_warp(voxel_grid(shape, spacing), rng, amplitude_mm=4.0, length_mm=60.0, scale_jitter=0.07)
-    cv = Canvas(coords)
-    radii = jitter(rng, (150.0, 106.0), 0.05)
+    shape, rng, spacing, cv = anatomy.warped_canvas(shape, rng, CHEST_FOV, 4.0, 60.0)
+    coords = cv.coords
+    radii = anatomy.jitter(rng, (150.0, 106.0), 0.05)
     wall = rng.uniform(16, 28)
-    cavity = body_wall(cv, (0.0, -6.0), radii, wall - 12.0, 12.0, _BODY)
+    cavity = anatomy.body_wall(cv, (0.0, -6.0), radii, wall - 12.0, 12.0, _BODY)
     _chest_wall(cv, rng, cavity, radii - wall + 3.0)
     cavity &= cv.tissue == 0
     heart_d = _heart(cv, rng)
@@ -291,19 +281,10 @@ def chest_phantom(
     lungs = _lungs(cv, rng, cavity & (cv.tissue == 0), heart_d, 0.9 * min_r)  # fissures about one voxel thick
     below = cavity & (coords[2] < _dome(coords, rng)) & (cv.label == 0)
     cv.tissue[below] = np.where(coords[0][below] > -15, LIVER, ABDOMEN)
-    gas = below & (coords[0] < -15) & (coords[1] > 0) & (smooth_noise(shape, rng, 2.0) > 0.8)
+    gas = below & (coords[0] < -15) & (coords[1] > 0) & (anatomy.smooth_noise(shape, rng, 2.0) > 0.8)
     cv.tissue[gas] = GAS
     cv.tissue[cavity & (cv.tissue == 0)] = MEDIASTINUM
     _airways(cv, rng, cavity, 0.6 * min_r)
     _vessel_trees(cv, rng, hila, lungs, min_r)
-    image = render_intensity(
-        cv.tissue,
-        _hu(contrast),
-        rng,
-        texture_std=TEXTURE,
-        noise_std=16.0,
-        mean_jitter={k: (25.0 if k in (VESSEL, BLOOD, GREAT_VESSEL) and contrast else 8.0) for k in TEXTURE},
-        texture_sigma_vox=1.3,
-        offset=smooth_field(shape, rng, 4.0),
-    )
-    return Phantom(to_hounsfield(image), cv.label, spacing, dict(LOBES_HEART_LABELS))
+    mean_jitter = {k: (25.0 if k in (VESSEL, BLOOD, GREAT_VESSEL) and contrast else 8.0) for k in TEXTURE}
+    return anatomy.ct_phantom(cv, _hu(contrast), rng, TEXTURE, mean_jitter, spacing, LOBES_HEART_LABELS)
