@@ -35,9 +35,9 @@ from ignite.engine import Engine, Events
 from anatosynth_components.acis.panels import gray_panel, label_panel
 from anatosynth_components.acis.realism import realism_statistics
 from anatosynth_components.acis.sampling import sample_pairs
-from anatosynth_components.anatomask.report import _items, _json_number
 from anatosynth_components.atomic import atomic_path, write_json
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.handlers.report_items import engine_items, json_number
 from anatosynth_components.visualize import save_montage
 
 DEFINITIONS = {
@@ -108,7 +108,9 @@ class AcisReport:
 
     def _record(self, engine: Engine) -> None:
         for item, out in zip(
-            _items(engine.state.batch, "batch"), _items(engine.state.output, "output"), strict=True
+            engine_items(engine.state.batch, "batch", "AcisReport"),
+            engine_items(engine.state.output, "output", "AcisReport"),
+            strict=True,
         ):
             slice_index = item.get("slice_index")
             self._ids.append(
@@ -201,7 +203,7 @@ class AcisReport:
         )
         doc = dict(self.results)
         doc["per_item"] = [
-            {k: (_json_number(v) if isinstance(v, float) else v) for k, v in r.items()}
+            {k: (json_number(v) if isinstance(v, float) else v) for k, v in r.items()}
             for r in doc["per_item"]
         ]
         write_json(self.output_dir / "metrics.json", doc)

@@ -46,7 +46,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -57,12 +56,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
-from monai.data import decollate_batch
 from monai.utils import string_list_all_gather
 
 from anatosynth_components.atomic import atomic_path, write_json
 from anatosynth_components.checks import check_positive_int, check_spatial_axis
 from anatosynth_components.errors import ConfigError, DataError
+from anatosynth_components.handlers.report_items import engine_items, json_number
 from anatosynth_components.metrics.definitions import METRIC_DEFINITIONS
 from anatosynth_components.visualize import overlay, save_montage
 
@@ -83,21 +82,6 @@ def display_name(metric: str) -> str:
     'ST-LPIPS'
     """
     return metric.upper().replace("_", "-")
-
-
-def _json_number(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
-
-
-def _items(data: Any, what: str) -> list[Mapping[str, Any]]:
-    """The per-volume dicts of a decollated (list) or collated (dict) batch / output."""
-    if isinstance(data, Mapping):
-        data = decollate_batch(data, detach=True)
-    if not isinstance(data, Sequence) or not all(isinstance(d, Mapping) for d in data):
-        raise DataError(
-            f"SynthesisReport: engine.state.{what} must be a dict or a list of dicts, got {type(data)}"
-        )
-    return list(data)
 
 
 def _middle_slice(volume: Any, slice_axis: int) -> np.ndarray:
@@ -191,7 +175,7 @@ class SynthesisReport:
 
     def _record(self, engine: Engine) -> None:
         """Keep the subject ids of this iteration and the montage slices of the first volumes."""
-        batch = _items(engine.state.batch, "batch")
+        batch = engine_items(engine.state.batch, "batch", "SynthesisReport")
         subjects = []
         for item in batch:
             if self.subject_key not in item:
@@ -203,7 +187,7 @@ class SynthesisReport:
         self._subjects.extend(subjects)
         if len(self._montage) >= self.montage_subjects:
             return
-        outputs = _items(engine.state.output, "output")
+        outputs = engine_items(engine.state.output, "output", "SynthesisReport")
         for subject, out in zip(subjects, outputs, strict=False):
             if len(self._montage) >= self.montage_subjects:
                 break
@@ -300,7 +284,7 @@ class SynthesisReport:
     def _jsonable(results: dict[str, Any]) -> dict[str, Any]:
         out = dict(results)
         for key in ("per_subject", "summary"):
-            out[key] = {k: {m: _json_number(v) for m, v in row.items()} for k, row in results[key].items()}
+            out[key] = {k: {m: json_number(v) for m, v in row.items()} for k, row in results[key].items()}
         return out
 
     def _write_csv(
