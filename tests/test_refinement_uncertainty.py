@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from anatosynth_components.acis import label_one_hot
 from anatosynth_components.acis.refinement import (
     AppearanceUncertainty,
     DiffeomorphicRegistration,
-    one_hot_labels,
 )
 from anatosynth_components.errors import ConfigError
 
@@ -64,8 +64,8 @@ def test_eq3_matches_brute_force_with_known_integer_fields():
     batch, passes, size, classes = 2, 3, (8, 10), 3
     x = rng.random((batch, 1, *size)).astype(np.float32)
     x_hat = rng.random((batch, 1, *size)).astype(np.float32)
-    y = one_hot_labels(torch.from_numpy(rng.integers(0, classes, (batch, 1, *size))), classes).numpy()
-    y_hat = one_hot_labels(torch.from_numpy(rng.integers(0, classes, (batch, 1, *size))), classes).numpy()
+    y = label_one_hot(torch.from_numpy(rng.integers(0, classes, (batch, 1, *size))), classes).numpy()
+    y_hat = label_one_hot(torch.from_numpy(rng.integers(0, classes, (batch, 1, *size))), classes).numpy()
     shifts = [
         [tuple(int(v) for v in rng.integers(-2, 3, 2)) for _ in range(2 * batch)] for _ in range(passes)
     ]
@@ -98,12 +98,12 @@ def test_identity_registration_gives_zero_for_identical_pairs_and_plain_mse_othe
     size = (8,) * spatial_dims
     u = AppearanceUncertainty(_zero_velocity_net(spatial_dims), num_passes=3)
     x = torch.rand(2, 1, *size)
-    y = one_hot_labels(torch.randint(0, 3, (2, 1, *size)), 3)
+    y = label_one_hot(torch.randint(0, 3, (2, 1, *size)), 3)
     same = u(x, x.clone(), y, y.clone())
     # zero up to grid_sample's float rounding of the identity grid (~1e-8 per voxel, squared)
     assert same.image_map.max() < 1e-12 and same.annotation_map.max() < 1e-12
     x_hat = torch.rand(2, 1, *size)
-    y_hat = one_hot_labels(torch.randint(0, 3, (2, 1, *size)), 3)
+    y_hat = label_one_hot(torch.randint(0, 3, (2, 1, *size)), 3)
     other = u(x, x_hat, y, y_hat)
     # identity fields: Eq. 3 is twice the squared difference (both directions), per voxel
     torch.testing.assert_close(other.image, 2 * (x - x_hat).pow(2).flatten(1).mean(1))
@@ -116,7 +116,7 @@ def test_no_gradient_reaches_the_registration_network_and_no_graph_is_built():
     generator = nn.Conv2d(1, 1, 3, padding=1)
     x = torch.rand(2, 1, 16, 16)
     x_hat = torch.sigmoid(generator(torch.rand(2, 1, 16, 16)))  # a synthetic image with a graph
-    y = one_hot_labels(torch.zeros(2, 1, 16, 16, dtype=torch.long), 2)
+    y = label_one_hot(torch.zeros(2, 1, 16, 16, dtype=torch.long), 2)
     out = AppearanceUncertainty(reg, num_passes=2)(x, x_hat, y, y)
     for value in (out.image, out.annotation, out.image_map, out.annotation_map):
         assert not value.requires_grad and value.grad_fn is None
@@ -134,7 +134,7 @@ def test_mc_dropout_passes_differ_and_bad_arguments_are_errors():
     head = reg.backbone.net[1].final_conv_out.conv
     nn.init.normal_(head.weight, 0.0, 0.1)  # a non-trivial field, so dropout changes it
     x, x_hat = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
-    y = one_hot_labels(torch.zeros(1, 1, 16, 16, dtype=torch.long), 2)
+    y = label_one_hot(torch.zeros(1, 1, 16, 16, dtype=torch.long), 2)
     one = AppearanceUncertainty(reg, num_passes=1)
     a, b = one(x, x_hat, y, y).image_map, one(x, x_hat, y, y).image_map
     assert not torch.allclose(a, b)  # two single passes draw different fields
@@ -143,4 +143,4 @@ def test_mc_dropout_passes_differ_and_bad_arguments_are_errors():
     with pytest.raises(ValueError, match="differ"):
         one(x, torch.rand(1, 1, 8, 8), y, y)
     with pytest.raises(ValueError, match="annotations"):
-        one(x, x_hat, y, one_hot_labels(torch.zeros(1, 1, 16, 16, dtype=torch.long), 3))
+        one(x, x_hat, y, label_one_hot(torch.zeros(1, 1, 16, 16, dtype=torch.long), 3))

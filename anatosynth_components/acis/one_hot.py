@@ -26,17 +26,17 @@ from monai.networks.utils import one_hot
 from anatosynth_components.checks import check_label_ids
 
 
-def label_one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def label_one_hot(labels: torch.Tensor, num_classes: int, what: str = "annotation") -> torch.Tensor:
     """Label ids (B, 1, *S) (any dtype holding integers) -> float one-hot (B, num_classes, *S).
 
     MONAI's ``one_hot`` after :func:`~anatosynth_components.checks.check_label_ids`: ids outside
     ``0..num_classes-1`` raise a ``DataError`` (a ``ValueError``) naming them, where ``scatter`` would
-    fail cryptically.
+    fail cryptically; ``what`` names the labels in that error.
 
     >>> label_one_hot(torch.tensor([[[0, 2]]]), 3).tolist()
     [[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]]
     """
-    check_label_ids(labels, num_classes, "annotation")
+    check_label_ids(labels, num_classes, what)
     return one_hot(labels, num_classes, dtype=torch.float32, dim=1)
 
 

@@ -83,7 +83,6 @@ class AnatoSynthTrainer(Trainer):
         keep_checkpoints: how many of the newest checkpoints stay in ``checkpoint_dir``.
         model, model_file: after every epoch, rank 0 writes ``unwrap(model).state_dict()`` to
             ``model_file`` (atomically); give both or neither.
-        metric_prefix: prefix of the epoch means in ``engine.state.metrics``.
         epoch_length, non_blocking, iteration_update, train_handlers, event_names, event_to_attr: as in
             MONAI's trainers.
     """
@@ -99,7 +98,6 @@ class AnatoSynthTrainer(Trainer):
         keep_checkpoints: int = 2,
         model: nn.Module | None = None,
         model_file: str | os.PathLike | None = None,
-        metric_prefix: str = "mean_",
         epoch_length: int | None = None,
         non_blocking: bool = False,
         iteration_update: Callable[[Engine, Any], Any] | None = None,
@@ -130,7 +128,7 @@ class AnatoSynthTrainer(Trainer):
         self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
         self.resume, self.keep_checkpoints = bool(resume), int(keep_checkpoints)
         self.model, self.model_file = model, None if model_file is None else str(model_file)
-        self.means = EpochMeans(self, metric_prefix)
+        self.means = EpochMeans(self)
         self._prepared = False
         self.add_event_handler(
             Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda output: output["losses"])

@@ -24,7 +24,7 @@ checkpoints).  The refiner loads ``registration.pt`` in its constructor: a missi
 
 from anatosynth_components.acis.refinement.jacobian import folding_fraction, jacobian_determinant
 from anatosynth_components.acis.refinement.policy import GeneratorPolicy, PolicySample
-from anatosynth_components.acis.refinement.real_batch import one_hot_labels, real_batch
+from anatosynth_components.acis.refinement.real_batch import real_batch
 from anatosynth_components.acis.refinement.refiner import AcisRefiner
 from anatosynth_components.acis.refinement.registration import DiffeomorphicRegistration, mc_dropout
 from anatosynth_components.acis.refinement.registration_loss import RegistrationLoss
@@ -46,7 +46,6 @@ __all__ = [
     "folding_fraction",
     "jacobian_determinant",
     "mc_dropout",
-    "one_hot_labels",
     "real_batch",
     "reinforce_loss",
 ]

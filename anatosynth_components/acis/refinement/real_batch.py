@@ -3,8 +3,8 @@
 Example::
 
     >>> image, label = real_batch({"image": torch.rand(2, 1, 8, 8), "label": torch.zeros(2, 1, 8, 8)}, "cpu")
-    >>> one_hot_labels(label, 3).shape
-    torch.Size([2, 3, 8, 8])
+    >>> image.dtype, label.dtype
+    (torch.float32, torch.int64)
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from monai.networks.utils import one_hot
 from monai.utils import convert_to_tensor
 
-from anatosynth_components.checks import check_label_ids
 from anatosynth_components.errors import DataError
 
 
@@ -51,10 +49,3 @@ def real_batch(
     if label.is_floating_point() and not torch.equal(label, label.round()):
         raise DataError("batch 'label' holds non-integer values; labels must be class ids")
     return image, label.long()
-
-
-def one_hot_labels(label: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class ids (B, 1, *S) -> float one-hot (B, num_classes, *S) (MONAI's ``one_hot``); ids outside
-    0..num_classes-1 are a ``DataError`` naming them."""
-    check_label_ids(label, int(num_classes), "batch 'label'")
-    return one_hot(label.long(), int(num_classes), dtype=torch.float32)

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from anatosynth_components.acis.one_hot import label_one_hot
 from anatosynth_components.acis.refinement.policy import GeneratorPolicy
-from anatosynth_components.acis.refinement.real_batch import one_hot_labels, real_batch
+from anatosynth_components.acis.refinement.real_batch import real_batch
 from anatosynth_components.acis.refinement.registration_trainer import REGISTRATION_HINT
 from anatosynth_components.acis.refinement.reinforce import EmaBaseline, reinforce_loss
 from anatosynth_components.acis.refinement.uncertainty import AppearanceUncertainty
@@ -131,7 +132,7 @@ class AcisRefiner(AnatoSynthTrainer):
                 f"the generators make {tuple(sample.image.shape)} samples but the real batch is "
                 f"{tuple(image.shape)}: the generators' spatial_size and the data's must agree"
             )
-        real_onehot = one_hot_labels(label, sample.annotation_onehot.shape[1])
+        real_onehot = label_one_hot(label, sample.annotation_onehot.shape[1], "batch 'label'")
         with self.precision.autocast():
             u = self.uncertainty(
                 image, sample.image.detach().float(), real_onehot, sample.annotation_onehot.float()

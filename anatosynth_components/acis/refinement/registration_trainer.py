@@ -27,8 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from anatosynth_components.acis.one_hot import label_one_hot
 from anatosynth_components.acis.refinement.jacobian import folding_fraction
-from anatosynth_components.acis.refinement.real_batch import one_hot_labels, real_batch
+from anatosynth_components.acis.refinement.real_batch import real_batch
 from anatosynth_components.acis.refinement.registration_loss import RegistrationLoss
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.engines.trainer import AnatoSynthTrainer
@@ -106,7 +107,7 @@ class RegistrationTrainer(AnatoSynthTrainer):
             warped, ddf, velocity = self.network(moving, fixed, return_velocity=True)
             labels: dict[str, torch.Tensor] = {}
             if self.loss.uses_labels:
-                onehot = one_hot_labels(label, self.num_classes)
+                onehot = label_one_hot(label, self.num_classes, "batch 'label'")
                 labels = {
                     "warped_label": unwrap(self.network).warp(onehot, ddf),
                     "fixed_label": onehot.roll(shift, 0),
