@@ -24,6 +24,16 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     echo "[anatosynth] installation failed; the full log is $LOG" >&2
     return 1 2>/dev/null || exit 1
   fi
+  # ST-LPIPS (stlpips-pytorch, with its undeclared IPython / torchsummary imports) is the realism figure
+  # every evaluation reports: check that it imports and has its shipped weights
+  if ! "$VENV/bin/python" -c 'import sys
+from anatosynth_components.metrics import stlpips_status
+ok, why = stlpips_status()
+sys.exit(0 if ok else "ST-LPIPS unavailable: " + why)' 2>> "$LOG"; then
+    tail -n 3 "$LOG" >&2
+    echo "[anatosynth] the installed environment cannot compute ST-LPIPS; the full log is $LOG" >&2
+    return 1 2>/dev/null || exit 1
+  fi
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -13,6 +14,10 @@ import torch
 from anatosynth_components.atomic import write_json, write_nifti
 from anatosynth_components.data.label_tables import get_label_table
 from anatosynth_components.data.remap_labels import remap_labels
+
+# Tests never download pretrained weights (VGG19, AlexNet): what they check must not depend on the
+# network; this also reaches the bundle subprocesses the tests start.
+os.environ["ANATOSYNTH_NO_DOWNLOAD"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

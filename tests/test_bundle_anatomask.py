@@ -66,7 +66,7 @@ def test_train_writes_checkpoints_and_resume_continues(tmp_path):
     assert (root / "models" / "model.pt").is_file()
     assert (root / "runs" / "demo_data" / "OASIS_dataset.json").is_file()
     assert list((root / "runs").glob("events.out.tfevents.*")) and (root / "runs" / "split.json").is_file()
-    assert "best model (by validation PSNR)" in first.stdout
+    assert "best model (by validation psnr_slice" in first.stdout
     one = state(root / "models" / "latest_checkpoint_epoch=1.pt")
     per_epoch = one["trainer"]["epoch_length"]
     assert one["trainer"]["iteration"] == per_epoch  # Ignite stores the iteration; epoch = iteration / length
@@ -79,7 +79,7 @@ def test_train_writes_checkpoints_and_resume_continues(tmp_path):
     # the best model of the first run is remembered: only a better one replaces models/model.pt
     assert "best model so far: " in second.stdout + second.stderr
     record = json.loads((root / "models" / "model.pt.best.json").read_text())
-    assert record["metric"] == "val_psnr" and record["epoch"] in (1, 2)
+    assert record["metric"] == "val_psnr_slice" and record["epoch"] in (1, 2)
     assert (root / "models" / "latest_checkpoint_epoch=1.pt").exists()  # the previous one is kept
     two = state(root / "models" / "latest_checkpoint_epoch=2.pt")
     assert two["trainer"]["iteration"] == 2 * per_epoch
@@ -168,8 +168,8 @@ def test_two_process_gloo_ddp(tmp_path, tiny_brain):
                       launcher=(str(torchrun), "--standalone", "--nproc_per_node", "2"),
                       dataset_dir=str(tiny_brain), **TINY)  # fmt: skip
     ckpt = state(root / "models" / "latest_checkpoint_epoch=1.pt")
-    # 6 training volumes split over 2 ranks -> 3 per rank, batches of 2 volumes (x 2 stacks) -> 2 iterations
-    assert ckpt["trainer"]["iteration"] == 2
+    # 6 training volumes over 2 ranks -> 3 per rank; batch_size 2 stacks = 1 volume x 2 stacks -> 3 steps
+    assert ckpt["trainer"]["iteration"] == 3
     assert not any(k.startswith("module.") for k in ckpt["network"])  # saved unwrapped
     assert (root / "models" / "model.pt").is_file()
     assert "Traceback" not in proc.stderr

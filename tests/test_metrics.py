@@ -7,14 +7,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from monai.handlers import IgniteMetricHandler
 from monai.metrics import PSNRMetric, SSIMMetric
 
 from anatosynth_components.errors import ConfigError, DataError
 from anatosynth_components.metrics import (
     CoherenceMetric,
+    LabelMapMetricHandler,
     LPIPSMetric,
+    PerceptualSliceMetric,
+    SlicePSNRMetric,
     SliceSSIMMetric,
     STLPIPSMetric,
+    baseline_metric_handlers,
+    baseline_metric_name,
+    load_stlpips,
     lpips_status,
     stlpips_status,
     unavailable_metrics,
@@ -209,15 +216,195 @@ def test_lpips_refuses_a_backbone_file_that_is_not_alexnet(tmp_path, monkeypatch
         LPIPSMetric()
 
 
-def test_stlpips_reported_unavailable_when_not_installed():
-    try:
-        import stlpips_pytorch  # noqa: F401
+def test_stlpips_unavailable_names_the_reason_when_its_import_fails(monkeypatch):
+    """ST-LPIPS is a dependency; should its import break (its undeclared IPython / torchsummary
+    imports), the status says why and the metric refuses to start instead of scoring."""
+    import builtins
 
-        pytest.skip("stlpips-pytorch is installed here")
-    except ImportError:
-        pass
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("stlpips_pytorch"):
+            raise ModuleNotFoundError("No module named 'IPython'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
     ok, reason = stlpips_status()
-    assert not ok and "stlpips-pytorch" in reason
+    assert not ok and "stlpips-pytorch" in reason and "IPython" in reason and "dependency" in reason
     with pytest.raises(ConfigError, match="ST-LPIPS unavailable"):
         STLPIPSMetric()
     assert "st_lpips" in unavailable_metrics(lpips=False)
+
+
+# ---- the paper's protocol: foreground slices, slice PSNR ------------------------------------------
+
+
+def _labelled_volumes(shape=(2, 1, 12, 13, 14), slice_axis=2, seed=0):
+    """Synthetic, real and label volumes; volume 0 has anatomy on slices 3..8 along slice_axis,
+    volume 1 on slices 1, 2 and 9 (the others are empty)."""
+    synthetic, real = _volumes(shape, seed)
+    labels = torch.zeros(shape)
+    dim = 2 + slice_axis
+    fg = {0: [3, 4, 5, 6, 7, 8], 1: [1, 2, 9]}
+    for b, slices in fg.items():
+        for k in slices:
+            labels[b].select(dim - 1, k)[..., 2:5, 3:6] = 1 + k % 3
+    # the empty slices are easy (the model paints background): exact there
+    for b, slices in fg.items():
+        for k in range(shape[dim]):
+            if k not in slices:
+                synthetic[b].select(dim - 1, k).copy_(real[b].select(dim - 1, k))
+    return synthetic, real, labels, fg
+
+
+@pytest.mark.parametrize("slice_axis", [0, 1, 2])
+def test_psnr_slice_equals_a_brute_force_loop_over_foreground_slices(slice_axis):
+    synthetic, real, labels, fg = _labelled_volumes(slice_axis=slice_axis)
+    s, r, lab = (v.double().numpy() for v in (synthetic, real, labels))
+    expected = []
+    for b in range(2):
+        per_slice = []
+        for k in range(s.shape[2 + slice_axis]):
+            label_slice = np.take(lab[b, 0], k, axis=slice_axis)
+            if not label_slice.any():
+                continue  # empty slices are excluded
+            mse = np.mean((np.take(s[b, 0], k, axis=slice_axis) - np.take(r[b, 0], k, axis=slice_axis)) ** 2)
+            per_slice.append(10 * np.log10(1.0 / mse))
+        assert len(per_slice) == len(fg[b])
+        expected.append(np.mean(per_slice))
+    got = SlicePSNRMetric(slice_axis=slice_axis)(synthetic, real, label_map=labels)
+    assert got.shape == (2, 1)
+    np.testing.assert_allclose(got[:, 0].numpy(), expected, rtol=1e-6)
+    volume = PSNRMetric(max_val=1.0)(synthetic, real)[:, 0].numpy()
+    assert np.all(np.abs(volume - np.asarray(expected)) > 1.0)  # not the volume PSNR
+    # without a label map every slice counts; here the exact empty slices make it +inf
+    assert torch.isinf(SlicePSNRMetric(slice_axis=slice_axis)(synthetic, real)).all()
+
+
+def test_psnr_slice_of_a_volume_without_anatomy_is_nan_and_the_handler_passes_label_maps():
+    synthetic, real, labels, _ = _labelled_volumes()
+    labels[1] = 0
+    got = SlicePSNRMetric()(synthetic, real, label_map=labels)
+    assert torch.isfinite(got[0]).all() and torch.isnan(got[1]).all()
+
+    # decollated lists through the handler: each volume with its own label map
+    handler = LabelMapMetricHandler(SlicePSNRMetric(), output_transform=lambda x: x)
+    handler.update((list(synthetic), list(real), list(labels)))
+    torch.testing.assert_close(handler.metric_fn.get_buffer(), got, equal_nan=True)
+    with pytest.raises(DataError, match="every volume needs its own"):
+        handler.update((list(synthetic), list(real), list(labels)[:1]))
+    with pytest.raises(DataError, match=r"\(y_pred, y\) or \(y_pred, y, label_map\)"):
+        handler.update((synthetic,))
+    with pytest.raises(DataError, match="label map .* differ in shape"):
+        SlicePSNRMetric()(synthetic, real, label_map=labels[..., :-1])
+
+
+@pytest.mark.parametrize("slice_axis", [0, 2])
+def test_slice_ssim_on_foreground_slices_equals_a_loop_over_them(slice_axis):
+    synthetic, real, labels, fg = _labelled_volumes(slice_axis=slice_axis)
+    ssim2d = SSIMMetric(spatial_dims=2, data_range=1.0)
+    expected = []
+    for b in range(2):
+        per_slice = [
+            float(
+                ssim2d(
+                    synthetic[b : b + 1].select(2 + slice_axis, k), real[b : b + 1].select(2 + slice_axis, k)
+                )
+            )
+            for k in fg[b]
+        ]
+        expected.append(sum(per_slice) / len(per_slice))
+    metric = SliceSSIMMetric(slice_axis=slice_axis, slice_batch=4)
+    got = metric(synthetic, real, label_map=labels)
+    np.testing.assert_allclose(got[:, 0].numpy(), expected, rtol=1e-5)
+    # the exact empty slices (SSIM 1) would raise the score if they counted
+    assert (metric(synthetic, real) > got).all()
+
+
+def test_coherence_on_foreground_slices_counts_pairs_of_foreground_neighbours():
+    synthetic, real, labels, fg = _labelled_volumes(slice_axis=1)
+    d_s = np.diff(synthetic.double().numpy(), axis=3)
+    d_r = np.diff(real.double().numpy(), axis=3)
+    expected = []
+    for b in range(2):
+        pairs = [k for k in fg[b] if k + 1 in fg[b]]  # (1, 2) for volume 1; 9 has no neighbour
+        err = [np.mean((d_s[b, 0, :, k] - d_r[b, 0, :, k]) ** 2) for k in pairs]
+        expected.append(10 * np.log10(1.0 / np.mean(err)))
+    got = CoherenceMetric(slice_axis=1)(synthetic, real, label_map=labels)
+    np.testing.assert_allclose(got[:, 0].numpy(), expected, rtol=1e-5)
+
+
+def test_perceptual_slices_score_only_foreground_slices():
+    class L1(torch.nn.Module):
+        def forward(self, a, b):
+            return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
+
+    synthetic, real, labels, fg = _labelled_volumes()
+    got = PerceptualSliceMetric(L1(), "L1", slice_batch=2)(synthetic, real, label_map=labels)
+    for b in range(2):
+        per_slice = [float(2 * (synthetic[b, 0, ..., k] - real[b, 0, ..., k]).abs().mean()) for k in fg[b]]
+        assert float(got[b]) == pytest.approx(np.mean(per_slice), rel=1e-5)
+
+
+def test_baseline_handlers_copy_each_metric_with_its_settings():
+    handlers = {
+        "psnr_slice": LabelMapMetricHandler(SlicePSNRMetric(slice_axis=1)),
+        "ssim": LabelMapMetricHandler(SliceSSIMMetric(slice_axis=1, win_size=7)),
+        "psnr": IgniteMetricHandler(metric_fn=PSNRMetric(max_val=1.0)),
+        "lpips": None,  # a disabled handler
+    }
+    copies = baseline_metric_handlers(handlers, "label_mean")
+    assert list(copies) == ["label_mean/psnr_slice", "label_mean/ssim", "label_mean/psnr"]
+    assert baseline_metric_name("label_mean", "psnr") == "label_mean/psnr"
+    for name, handler in handlers.items():
+        if handler is None:
+            continue
+        copy = copies[f"label_mean/{name}"]
+        assert type(copy) is type(handler) and copy.save_details
+        assert type(copy.metric_fn) is type(handler.metric_fn) and copy.metric_fn is not handler.metric_fn
+    assert copies["label_mean/ssim"].metric_fn.kernel_size == handlers["ssim"].metric_fn.kernel_size
+    assert copies["label_mean/ssim"].metric_fn.slice_axis == 1
+    output = [{"label_mean": torch.zeros(1, 2, 2, 2), "label": torch.full((1, 2, 2, 2), 0.1),
+               "image": torch.ones(1, 2, 2, 2), "pred": torch.ones(1, 2, 2, 2)}]  # fmt: skip
+    y_pred, y, label_map = copies["label_mean/psnr_slice"]._output_transform(output)
+    assert float(y_pred[0].sum()) == 0 and float(label_map[0].sum()) == 8  # the baseline, not pred
+
+
+# ---- ST-LPIPS: in the standard install, shipped weights, blur raises it -------------------------
+
+
+def test_stlpips_loads_every_weight_from_its_file():
+    from stlpips_pytorch import stlpips
+
+    from anatosynth_components.metrics.stlpips_metric import _weights_path
+
+    model = load_stlpips("alex")
+    stored = torch.load(_weights_path(stlpips, "alex"), map_location="cpu", weights_only=True)
+    state = model.state_dict()
+    for key, value in state.items():
+        # the linear layers are held twice, as lin<i> (the file's names) and as the list lins.<i>
+        _, index, rest = key.split(".", 2) if key.startswith("lins.") else ("", "", "")
+        source = key if key in stored else f"lin{index}.{rest}"
+        torch.testing.assert_close(value, stored[source], msg=key)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert stlpips_status()[0]
+    assert unavailable_metrics(lpips=False) == {}  # part of the standard install
+
+
+def test_stlpips_is_zero_for_identical_slices_and_grows_with_blur(real_brain):
+    """Real axial slices of the brain (foreground slices): 0 for a copy, then sigma 1 < 2 < 4."""
+    from scipy.ndimage import gaussian_filter
+
+    vol = torch.from_numpy(real_brain["vol"][:, :, 100:124:6]).float()  # 4 slices of 160 x 192
+    seg = torch.from_numpy(real_brain["seg"][:, :, 100:124:6].astype(np.float32))
+    real, labels = vol[None, None], seg[None, None]
+    metric = STLPIPSMetric(slice_axis=2, slice_batch=4)
+    assert float(metric(real, real, label_map=labels)) == pytest.approx(0.0, abs=1e-6)
+    scores = []
+    for sigma in (1.0, 2.0, 4.0):
+        blurred = np.stack([gaussian_filter(vol[..., k].numpy(), sigma) for k in range(vol.shape[-1])], -1)
+        scores.append(float(metric(torch.from_numpy(blurred)[None, None], real, label_map=labels)))
+    print("ST-LPIPS of blurred copies (sigma 1, 2, 4):", scores)
+    assert 0 < scores[0] < scores[1] < scores[2], scores
+    with pytest.raises(DataError, match="smaller than the 21 x 21"):
+        metric(real[:, :, :16, :16], real[:, :, :16, :16])

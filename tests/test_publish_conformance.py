@@ -20,11 +20,13 @@ import pytest
 import torch
 from conftest import REPO
 
+from anatosynth_components.anatomask.spectral import is_parametrized
 from anatosynth_components.packaging import META_SCHEMA, bundle_problems, read_large_files
 from anatosynth_components.packaging.export import check_export, parse_inference
 
 BUNDLES = REPO / "bundles"
 NAMES = ["anatomask_oasis", "anatomask_abdomen", "acis_penet", "acis_tlobes"]
+ANATOMASK = ["anatomask_oasis", "anatomask_abdomen"]
 SCHEMA = META_SCHEMA  # the zoo's metadata schema, shipped in the package
 ANATOMASK_TINY = {"spatial_size": [32, 32], "num_slices": 4, "base_channels": 8, "channel_mults": [4, 2, 1]}
 ACIS_TINY = {
@@ -136,8 +138,8 @@ def test_verify_net_in_out_command_line(tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torchscript_export_loads_and_matches_the_eager_network(name, tmp_path):
-    """MONAI's ``ckpt_export`` (scripted for ACIS, traced for AnatoMaskGAN, whose spectral norm PyTorch
-    cannot script) -> ``torch.jit.load`` -> the same output as the eager network on a new input."""
+    """MONAI's ``ckpt_export``, scripted as the zoo's CI runs it (no tracing, for every bundle) ->
+    ``torch.jit.load`` -> the same output as the eager network on a new input."""
     torch.set_num_threads(1)
     root = tiny_bundle(name, tmp_path)
     diff = check_export(root, root / "models" / "model.pt", "torchscript", tmp_path / "model.ts")
@@ -164,3 +166,80 @@ def test_onnx_export_runs_in_onnxruntime_and_matches(name, tmp_path):
     root = tiny_bundle(name, tmp_path)
     diff = check_export(root, root / "models" / "model.pt", "onnx", tmp_path / "model.onnx")
     assert diff < 1e-4
+
+
+def tiny_anatomask_net(root: Path) -> torch.nn.Module:
+    """The tiny bundle's ``network_def`` with its ``models/model.pt`` weights, in eval mode."""
+    net = parse_inference(root).get_parsed_content("network_def")
+    net.load_state_dict(torch.load(root / "models" / "model.pt", weights_only=True))
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", ANATOMASK)
+def test_anatomask_network_def_scripts_and_equals_the_eager_network(name, tmp_path):
+    """``torch.jit.script(network_def)``, what the zoo's ``ckpt_export`` runs, compiles a copy whose
+    spectral norm is folded into plain weights: the same output as the eager network (label ids or the
+    one-hot mask; default or given slice indices and noise seeds), while ``network_def`` keeps its
+    spectral norm (training is unchanged)."""
+    torch.set_num_threads(1)
+    root = tiny_bundle(name, tmp_path)
+    net = tiny_anatomask_net(root)
+    k, n, size = net.num_classes, ANATOMASK_TINY["num_slices"], ANATOMASK_TINY["spatial_size"]
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, k, (2, 1, n, *size), generator=gen).float()
+    with torch.no_grad():
+        net.train()(labels)  # a power-iteration step: the stored vectors are not the initial ones
+    net.eval()
+    before = {key: value.clone() for key, value in net.state_dict().items()}
+    scripted = torch.jit.script(net)
+    after = net.state_dict()  # the network itself is untouched: same keys and values
+    assert is_parametrized(net) and not is_parametrized(scripted) and set(after) == set(before)
+    assert all(torch.equal(after[key], value) for key, value in before.items())
+    keys = set(before)
+    assert any(".parametrizations.weight.original" in key for key in keys)
+    onehot = torch.nn.functional.one_hot(labels[:, 0].long(), k).permute(0, 4, 1, 2, 3).float()
+    z_index = torch.tensor([[40, 41, 42, 43], [2, 3, 5, 8]])[:, :n]
+    seed = torch.tensor([7, 123456789])
+    with torch.no_grad():
+        for args in [(labels,), (labels, z_index, seed), (onehot, z_index, seed)]:
+            ref = net(*args)
+            for _ in range(3):  # TorchScript's profiling executor optimises after the first runs
+                torch.testing.assert_close(scripted(*args), ref, rtol=0, atol=1e-5)
+        assert not torch.allclose(scripted(labels, z_index, seed), scripted(labels, z_index, seed + 1))
+
+
+def test_zoo_ckpt_export_command_line_scripts_the_anatomask_bundles(tmp_path):
+    """The zoo CI's export, ``python -m monai.bundle ckpt_export network_def`` without ``--use_trace``,
+    on the committed configs of both AnatoMaskGAN bundles (tiny sizes given as command-line overrides;
+    the checkpoint is the state dict of the tiny ``network_def``, as the zoo makes its fake weights):
+    it exports, and the file loads and equals the eager network for given slice indices and seeds."""
+    procs = {}
+    overrides = [arg for key, value in ANATOMASK_TINY.items() for arg in (f"--{key}", json.dumps(value))]
+    for name in ANATOMASK:
+        root = tiny_bundle(name, tmp_path)
+        configs = BUNDLES / name / "configs"
+        ckpt, ts = root / "models" / "model.pt", tmp_path / f"{name}.ts"
+        files = {"filepath": ts, "ckpt_file": ckpt, "meta_file": configs / "metadata.json"}
+        files |= {"config_file": configs / "inference.json", "bundle_root": root}
+        args = [arg for key, path in files.items() for arg in (f"--{key}", str(path))]
+        cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", *args, *overrides]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+        procs[name] = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    torch.set_num_threads(1)
+    for name, proc in procs.items():
+        out = proc.communicate(timeout=300)[0].decode()
+        assert proc.returncode == 0 and "exported to file" in out, f"{name}:\n{out[-3000:]}"
+        net = tiny_anatomask_net(tmp_path / name)
+        exported = torch.jit.load(str(tmp_path / f"{name}.ts"))
+        assert exported.training is False
+        labels = torch.randint(
+            0, net.num_classes, (1, 1, 4, 32, 32), generator=torch.Generator().manual_seed(1)
+        )
+        z_index, seed = torch.tensor([[9, 10, 11, 12]]), torch.tensor([5])
+        with torch.no_grad():
+            torch.testing.assert_close(exported(labels.float()), net(labels.float()), rtol=0, atol=1e-5)
+            torch.testing.assert_close(
+                exported(labels.float(), z_index, seed), net(labels.float(), z_index, seed), rtol=0, atol=1e-5
+            )

@@ -11,13 +11,21 @@ convolutions extracts each slice's mask features down to the lowest resolution (
 decoder's width at the intermediate levels, the decoder's full width at the bottom, where its
 features meet the decoder's); the decoder starts at the lowest resolution and, per level, injects
 3-D noise (Eq. 2; levels up to ``noise_max_size``: Fig. 1 shows one injection after the encoder,
-we also inject at the next levels so the noise reaches finer texture), applies a SPADE residual
-block (MONAI's ``SPADENetResBlock``, conditioned on the mask, spectral-normalised convolutions),
-applies GNN-SIF to (encoder + decoder) features (Algorithm 1; by default once, at the lowest
-level, as Fig. 1 draws it; ``gnn_levels`` adds the next levels, with 1x1 projections of the
-narrower encoder features), then upsamples by nearest neighbour.  A final 3x3 convolution and a
-sigmoid give images in [0, 1].  Without GNN-SIF there is no encoder and the decoder starts, as in
-SPADE, from a convolution of the downsampled mask.
+we also inject at the next levels so the noise reaches finer texture), applies the level's SPADE
+residual blocks (:class:`~anatosynth_components.anatomask.spade.SPADEResBlock`, SPADE's block with
+plain-convolution gamma / beta and spectral norm), applies GNN-SIF to (encoder + decoder) features
+(Algorithm 1; by default once, at the lowest level, as Fig. 1 draws it; ``gnn_levels`` adds the
+next levels, with 1x1 projections of the narrower encoder features), then upsamples by nearest
+neighbour.  A final 3x3 convolution after LeakyReLU and a sigmoid give images in [0, 1] (SPADE
+uses tanh for [-1, 1]; the same map up to an affine change of range).
+
+Block layout: SPADE's decoder for 5 upsamplings (7x7 -> 224x224) has 7 residual blocks, the head
+at 7x7, two middle blocks at 14x14 and four up blocks; ``blocks_per_level`` (default: two blocks at
+the second level, one elsewhere) gives exactly that for the default ``channel_mults``.
+
+The encoder (``use_encoder``) is its own switch so that the ablation can keep it in every variant
+and "+ GNN-SIF" adds only the graph fusion; GNN-SIF needs it.  Without the encoder the decoder
+starts, as in SPADE, from a convolution of the downsampled mask.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.networks.nets.spade_network import SPADENetResBlock
 from torch import nn
 
 from anatosynth_components.anatomask.gnn_sif import GNNSIF
 from anatosynth_components.anatomask.noise3d import NoiseInjection3D
-from anatosynth_components.anatomask.spectral import add_spectral_norm
+from anatosynth_components.anatomask.spade import SPADEResBlock
+from anatosynth_components.anatomask.spectral import prepare_scriptable
+from anatosynth_components.errors import ConfigError
 
 
 def _conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -50,8 +59,12 @@ class AnatoMaskGenerator(nn.Module):
         base_channels: channel unit (the paper's SPADE: 64).
         channel_mults: channels per level, lowest resolution first, in units of ``base_channels``;
             the default (16, 16, 8, 4, 2, 1) is SPADE's 7x7 -> 224x224 decoder.
-        use_gnn_sif: GNN slice-feature fusion (and its encoder).
+        use_gnn_sif: GNN slice-feature fusion (needs the encoder).
         use_noise3d: 3-D spatial noise injection.
+        use_encoder: the mask encoder whose lowest-level features start the decoder (default:
+            on with GNN-SIF, off without, i.e. plain SPADE's head).
+        blocks_per_level: residual blocks per level, lowest resolution first (default: 2 at the
+            second level, 1 elsewhere; SPADE's 7 blocks for 6 levels).
         gnn_levels: how many of the lowest-resolution levels get GNN-SIF (Fig. 1: one).
         noise_max_size: noise is injected at levels whose feature size is at most this.
         spade_hidden: hidden channels of the SPADE normalisation MLPs.
@@ -64,7 +77,12 @@ class AnatoMaskGenerator(nn.Module):
 
         g = AnatoMaskGenerator(num_classes=36, num_slices=5, spatial_size=(224, 224))
         images = g(masks, z_index, noise_seed)   # (B, 36, 5, 224, 224) -> (B, 1, 5, 224, 224)
+
+    ``torch.jit.script(g)`` compiles a copy with spectral norm folded into plain weights (the eval
+    function; :meth:`__prepare_scriptable__`).
     """
+
+    __constants__ = ["use_encoder"]  # TorchScript compiles only the start (encoder or head) that exists
 
     def __init__(
         self,
@@ -75,6 +93,8 @@ class AnatoMaskGenerator(nn.Module):
         channel_mults: Sequence[int] = (16, 16, 8, 4, 2, 1),
         use_gnn_sif: bool = True,
         use_noise3d: bool = True,
+        use_encoder: bool | None = None,
+        blocks_per_level: Sequence[int] | None = None,
         gnn_levels: int = 1,
         noise_max_size: int = 32,
         spade_hidden: int = 128,
@@ -97,7 +117,12 @@ class AnatoMaskGenerator(nn.Module):
         self.sizes = sizes
         if not 0 <= gnn_levels < levels:
             raise ValueError(f"gnn_levels must be in [0, {levels - 1}], got {gnn_levels}")
-        if use_gnn_sif:  # encoder: half resolution down to the lowest level
+        self.use_encoder = use_gnn_sif if use_encoder is None else bool(use_encoder)
+        if use_gnn_sif and not self.use_encoder:
+            raise ConfigError(
+                "use_gnn_sif needs the encoder (use_encoder true): GNN-SIF fuses encoder features"
+            )
+        if self.use_encoder:  # encoder: half resolution down to the lowest level
             width = [ch[0]] + [max(c // 4, 16) for c in ch[1:]]
             self.enc_in = _conv_block(num_classes, width[-2], 2)
             self.enc = nn.ModuleList(
@@ -108,15 +133,14 @@ class AnatoMaskGenerator(nn.Module):
             )
         else:
             self.head = nn.Conv2d(num_classes, ch[0], 3, padding=1)
+        self.blocks_per_level = self._block_layout(blocks_per_level, levels)
         self.blocks = nn.ModuleList(
-            SPADENetResBlock(2, ch[max(k - 1, 0)], ch[k], num_classes, spade_hidden) for k in range(levels)
-        )
-        for block in self.blocks:
-            add_spectral_norm(
-                nn.ModuleList(
-                    [block.conv_0, block.conv_1, *([block.conv_s] if block.learned_shortcut else [])]
-                )
+            nn.ModuleList(
+                SPADEResBlock(2, ch[max(k - 1, 0)] if i == 0 else ch[k], ch[k], num_classes, spade_hidden)
+                for i in range(count)
             )
+            for k, count in enumerate(self.blocks_per_level)
+        )
         self.gnn = nn.ModuleDict(
             {
                 str(k): GNNSIF(
@@ -138,6 +162,23 @@ class AnatoMaskGenerator(nn.Module):
         )
         self.to_image = nn.Conv2d(ch[-1], 1, 3, padding=1)
 
+    @staticmethod
+    def _block_layout(blocks_per_level: Sequence[int] | None, levels: int) -> tuple[int, ...]:
+        if blocks_per_level is None:
+            return tuple(2 if k == 1 else 1 for k in range(levels))
+        layout = tuple(int(c) for c in blocks_per_level)
+        if len(layout) != levels or min(layout) < 1:
+            raise ConfigError(
+                f"blocks_per_level must give at least one block for each of the {levels} levels of "
+                f"channel_mults, got {list(blocks_per_level)}"
+            )
+        return layout
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` compiles a copy with spectral norm folded into plain weights (see
+        :mod:`~anatosynth_components.anatomask.spectral`); this generator keeps its spectral norm."""
+        return prepare_scriptable(self)
+
     def encode(self, seg: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features of levels 0 .. L-2, lowest resolution first."""
         feats = [self.enc_in(seg)]
@@ -153,30 +194,42 @@ class AnatoMaskGenerator(nn.Module):
         Without ``noise_seed`` every item draws a seed from torch's generator (training); pass the
         same seed for every stack of a volume to synthesise it with one noise volume.
         """
-        b, k, n, h, w = masks.shape
+        if masks.ndim != 5:
+            raise ValueError(f"expected masks (B, {self.num_classes}, n, H, W), got {masks.shape}")
+        b, k, n, h, w = masks.shape[0], masks.shape[1], masks.shape[2], masks.shape[3], masks.shape[4]
         if k != self.num_classes or (h, w) != self.spatial_size:
             raise ValueError(
                 f"expected masks (B, {self.num_classes}, n, {self.spatial_size[0]}, {self.spatial_size[1]}), "
-                f"got {tuple(masks.shape)}"
+                f"got {masks.shape}"
             )
-        if z_index.shape != (b, n):
-            raise ValueError(f"z_index must be (B, n) = {(b, n)}, got {tuple(z_index.shape)}")
+        if list(z_index.shape) != [b, n]:
+            raise ValueError(f"z_index must be (B, n) = ({b}, {n}), got {z_index.shape}")
         if noise_seed is None:
-            noise_seed = torch.randint(0, 2**31 - 1, (b,))
+            noise_seed = torch.randint(0, 2147483647, (b,))
         seg = masks.transpose(1, 2).flatten(0, 1).float()  # (B n, K, H, W)
-        if self.use_gnn_sif:
+        enc: list[torch.Tensor] = []
+        if self.use_encoder:
             enc = self.encode(seg)
             y = enc[0]
         else:
-            y = self.head(F.interpolate(seg, size=self.sizes[0], mode="nearest"))
-        for level, block in enumerate(self.blocks):
-            if str(level) in self.noise:
-                y = self.noise[str(level)](y, noise_seed, z_index)
-            y = block(y, seg)
-            if str(level) in self.gnn:
-                x = self.enc_proj[str(level)](enc[level]) if str(level) in self.enc_proj else enc[level]
-                y = self.gnn[str(level)](x, y, masks, z_index)
+            y = self.head(F.interpolate(seg, size=[self.sizes[0][0], self.sizes[0][1]], mode="nearest"))
+        # the ModuleDicts are keyed by level; TorchScript indexes a ModuleDict by literal keys only, so
+        # each is searched for the level's key (a loop over at most a few entries)
+        for level, blocks in enumerate(self.blocks):
+            key = str(level)
+            for name, inject in self.noise.items():
+                if name == key:
+                    y = inject(y, noise_seed, z_index)
+            for block in blocks:
+                y = block(y, seg)
+            for name, gnn in self.gnn.items():
+                if name == key:
+                    x = enc[level]
+                    for proj_name, proj in self.enc_proj.items():
+                        if proj_name == key:
+                            x = proj(x)
+                    y = gnn(x, y, masks, z_index)
             if level < len(self.blocks) - 1:
-                y = F.interpolate(y, scale_factor=2, mode="nearest")
+                y = F.interpolate(y, scale_factor=2.0, mode="nearest")
         image = torch.sigmoid(self.to_image(F.leaky_relu(y, 0.2)))
         return image.view(b, n, 1, h, w).transpose(1, 2)

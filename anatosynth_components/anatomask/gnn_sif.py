@@ -36,10 +36,10 @@ def area_downsample(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     Equal to ``interpolate(mode="area")``; when ``size`` divides (H, W) it is written as an average
     pool, which ONNX can export (the adaptive pool that ``interpolate`` becomes has no ONNX function).
     """
-    (h, w), (sh, sw) = masks.shape[-2:], size
+    h, w, sh, sw = masks.shape[-2], masks.shape[-1], size[0], size[1]
     if h % sh == 0 and w % sw == 0:
         return nn.functional.avg_pool3d(masks, (1, h // sh, w // sw))
-    return nn.functional.interpolate(masks, size=(masks.shape[2], sh, sw), mode="area")
+    return nn.functional.interpolate(masks, size=[masks.shape[2], sh, sw], mode="area")
 
 
 class GNNSIF(nn.Module):
@@ -74,8 +74,8 @@ class GNNSIF(nn.Module):
         if channels % 8:
             raise ValueError(f"GNN-SIF needs channels divisible by 8, got {channels}")
         c = channels
-        self.channels, self.num_slices, self.size = c, num_slices, tuple(size)
-        self.graph_args = {"tau": tau, "max_distance": max_distance, "global_weight": global_weight}
+        self.channels, self.num_slices, self.size = c, num_slices, (int(size[0]), int(size[1]))
+        self.tau, self.max_distance, self.global_weight = float(tau), int(max_distance), float(global_weight)
         self.semantic_edges = semantic_edges
         self.dconv2 = nn.Conv2d(c, c // 2, 3, padding=2, dilation=2)
         self.dconv4 = nn.Conv2d(c + c // 2, c // 4, 3, padding=4, dilation=4)
@@ -96,23 +96,27 @@ class GNNSIF(nn.Module):
         return self.mfa(f3)
 
     def adjacency(self, masks: torch.Tensor, z_index: torch.Tensor) -> torch.Tensor:
-        small = area_downsample(masks.float(), self.size)
-        return slice_adjacency(z_index, small if self.semantic_edges else None, **self.graph_args)
+        small: torch.Tensor | None = None
+        if self.semantic_edges:
+            small = area_downsample(masks.float(), self.size)
+        return slice_adjacency(z_index, small, self.tau, self.max_distance, self.global_weight)
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, z_index: torch.Tensor
     ) -> torch.Tensor:
-        b, n = z_index.shape
+        b, n = z_index.shape[0], z_index.shape[1]
+        sh, sw = self.size
+        c = self.channels
         if n != self.num_slices:
             raise ValueError(f"GNN-SIF was built for stacks of {self.num_slices} slices, got {n}")
-        if tuple(y.shape[-2:]) != self.size:
-            raise ValueError(f"GNN-SIF was built for {self.size} features, got {tuple(y.shape[-2:])}")
-        f = self.aggregate(x + y).view(b, n, self.channels, *self.size)
+        if y.shape[-2] != sh or y.shape[-1] != sw:
+            raise ValueError(f"GNN-SIF was built for {self.size} features, got {y.shape[-2:]}")
+        f = self.aggregate(x + y).view(b, n, c, sh, sw)
         nodes = torch.cat([f, f.mean(1, keepdim=True)], 1)  # global node = mean of the slices
         adj = self.adjacency(masks, z_index)  # (B, n + 1, n + 1)
         fused = torch.einsum("bij,bjchw->bichw", adj, nodes)[:, :n].flatten(0, 1)
         fused = self.theta(fused)
         attention = torch.sigmoid(self.w(self.act(self.u(adj.flatten(1)))))  # Eq. 1, (B, C h w)
-        attention = attention.view(b, 1, self.channels, *self.size).expand(b, n, -1, -1, -1).flatten(0, 1)
+        attention = attention.view(b, 1, c, sh, sw).expand(b, n, -1, -1, -1).flatten(0, 1)
         gamma, beta = self.final(self.act(fused * attention)).chunk(2, dim=1)
         return y * (1 + gamma) + beta

@@ -2,13 +2,18 @@
 
 ``L_G = L_GAN + lambda_feat / N_D * sum_i sum_j L_feat^(i,j) + lambda_vgg * L_VGG + lambda_gtc * L_GTC``
 
-with the hinge adversarial loss (MONAI's ``PatchAdversarialLoss``), feature matching as L1 between
-the discriminator's intermediate features of the real and the generated image (the mean absolute
-difference of each layer's features, summed over the layers of each discriminator and over the
-discriminators, divided by N_D as written), the VGG19
-loss and the G-TC loss.  The paper's weights are the defaults: lambda_feat 10, lambda_vgg 5,
-lambda_gtc 10.  A weight of 0 removes its term (and needs no network: ``lambda_vgg: 0`` trains
+with SPADE's hinge adversarial loss (:func:`hinge_generator`, :func:`hinge_discriminator`),
+feature matching as L1 between the discriminator's intermediate features of the real and the
+generated image (the mean absolute difference of each layer's features, summed over the layers of
+each discriminator and over the discriminators, divided by N_D as written), the VGG19 loss and the
+G-TC loss.  The paper's weights are the defaults: lambda_feat 10, lambda_vgg 5, lambda_gtc 10.  A
+weight of 0 removes its term (and needs no network: ``lambda_vgg: 0`` trains
 without VGG weights).
+
+Why the hinge loss is written here: MONAI's ``PatchAdversarialLoss(criterion="hinge")`` passes the
+discriminator's output through tanh first, so the generator's gradient with respect to D's output
+is about -1.8e-4 at D = -5 (where SPADE's is -1 / N): it vanishes exactly when D is confident.
+SPADE (``GANLoss`` with ``gan_mode="hinge"``) uses the raw logits; so do we.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from monai.losses import PatchAdversarialLoss
 from torch import nn
 
 from anatosynth_components.anatomask.gtc import GTCLoss
@@ -27,6 +31,28 @@ from anatosynth_components.errors import ConfigError
 
 #: what ``AnatoMaskDiscriminator`` returns: per-scale logits and per-scale intermediate features
 DiscriminatorOutput = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
+
+
+def hinge_generator(fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """SPADE's generator hinge term ``-mean D(fake)``, averaged over the discriminators (scales).
+
+    >>> hinge_generator([torch.tensor([[-5.0, 1.0]])])
+    tensor(2.)
+    """
+    return torch.stack([-logits.float().mean() for logits in fake_logits]).mean()
+
+
+def hinge_discriminator(logits: list[torch.Tensor], real: bool) -> torch.Tensor:
+    """SPADE's discriminator hinge: ``mean relu(1 - D(real))`` or ``mean relu(1 + D(fake))``, averaged
+    over the discriminators (scales); 0 beyond the margin (D >= 1 on real, D <= -1 on fake).
+
+    >>> hinge_discriminator([torch.tensor([2.0, 0.0])], real=True)
+    tensor(0.5000)
+    >>> hinge_discriminator([torch.tensor([-3.0])], real=False)
+    tensor(0.)
+    """
+    sign = -1.0 if real else 1.0
+    return torch.stack([F.relu(1.0 + sign * x.float()).mean() for x in logits]).mean()
 
 
 def feature_matching(
@@ -82,7 +108,6 @@ class AnatoMaskLoss(nn.Module):
         if lambda_gtc > 0 and gtc is None:
             raise ConfigError("lambda_gtc > 0 needs a G-TC loss (gtc=GTCLoss(GTCClassifier(num_classes)))")
         self.lambda_feat, self.lambda_vgg, self.lambda_gtc = lambda_feat, lambda_vgg, lambda_gtc
-        self.adversarial = PatchAdversarialLoss(criterion="hinge")
         self.gtc = gtc if lambda_gtc > 0 else None
         self.vgg = (vgg or VGG19Loss()) if lambda_vgg > 0 else None
 
@@ -95,7 +120,7 @@ class AnatoMaskLoss(nn.Module):
         real_d: DiscriminatorOutput,
     ) -> dict[str, torch.Tensor]:
         """Eq. 5 terms and their weighted sum ``total``; ``fake_d`` / ``real_d`` are discriminator outputs."""
-        terms = {"gan": self.adversarial(fake_d[0], target_is_real=True, for_discriminator=False)}
+        terms = {"gan": hinge_generator(fake_d[0])}
         if self.lambda_feat > 0:
             terms["feat"] = feature_matching(fake_d[1], real_d[1])
         if self.vgg is not None:
@@ -114,8 +139,8 @@ class AnatoMaskLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Hinge loss of the discriminator plus the G-TC classifier's real/fake loss."""
         terms = {
-            "d_real": self.adversarial(real_d[0], target_is_real=True, for_discriminator=True),
-            "d_fake": self.adversarial(fake_d[0], target_is_real=False, for_discriminator=True),
+            "d_real": hinge_discriminator(real_d[0], real=True),
+            "d_fake": hinge_discriminator(fake_d[0], real=False),
         }
         if self.gtc is not None:
             terms["gtc_classifier"] = self.gtc.classifier_loss(masks, fake, real)

@@ -54,14 +54,15 @@ def slice_adjacency(
     >>> bool(a[0, 0, 1] > a[0, 0, 2]) and float(a[0, 0, 2]) == 0.0
     True
     """
-    b, n = z_index.shape
+    b, n = z_index.shape[0], z_index.shape[1]
     dz = (z_index[:, :, None] - z_index[:, None, :]).abs().float()
     weights = torch.exp(-(dz**2) / (2 * tau**2)) * (dz <= max_distance)
     if masks is not None:
         weights = weights * mask_similarity(masks.float())
     adj = torch.zeros(b, n + 1, n + 1, dtype=weights.dtype, device=weights.device)
     adj[:, :n, :n] = weights
-    adj[:, :n, n] = adj[:, n, :n] = global_weight
+    adj[:, :n, n] = global_weight
+    adj[:, n, :n] = global_weight
     adj = adj + torch.eye(n + 1, device=adj.device) * (1 - torch.diagonal(adj, dim1=1, dim2=2)).unsqueeze(-1)
     inv_sqrt = adj.sum(-1).clamp_min(1e-12).rsqrt()
     return inv_sqrt[:, :, None] * adj * inv_sqrt[:, None, :]

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect", "read a dataset with the real loaders, summarise it and draw a montage"),
     "pseudomask": ("pseudomask", "ACIS pseudo-mask of a volume: density-weighted seeds and Voronoi cells"),
     "benchmark": ("benchmark", "timing scripts that compare against a baseline in the same run"),
+    "floor": ("floor", "an evaluation's model against its label-mean baseline (the main job's target)"),
     "tables": ("tables", "reproduce the papers' tables (ablation, segmentation, reconstruction), resumable"),
     "package": ("package", "zoo-ready bundle folder and zip (bundle files only) and the pinned wheel"),
 }

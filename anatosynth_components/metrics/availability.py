@@ -20,7 +20,9 @@ def unavailable_metrics(lpips_net: str = "alex", lpips: bool = True, stlpips: bo
 
     Args:
         lpips_net: the LPIPS backbone to check.
-        lpips: check LPIPS (:func:`lpips_status`).
+        lpips: check LPIPS (:func:`lpips_status`: when torchvision's backbone weights are not
+            cached it downloads them, unless ``ANATOSYNTH_NO_DOWNLOAD=1``; the reason names the
+            file when that is forbidden or fails).
         stlpips: check ST-LPIPS (:func:`stlpips_status`).
     """
     checks = {"lpips": (lpips, lambda: lpips_status(lpips_net)), "st_lpips": (stlpips, stlpips_status)}

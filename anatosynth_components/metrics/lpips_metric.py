@@ -2,11 +2,13 @@
 
 LPIPS (Zhang et al. 2018, the ``lpips`` PyPI package, v0.1) has two parts: linear layers that the
 package ships (``lpips/weights/v0.1/<net>.pth``) and an ImageNet backbone (AlexNet by default) that
-it takes from torchvision, which would download it into ``torch.hub.get_dir()/checkpoints`` (that
-is ``$TORCH_HOME/hub/checkpoints``). There is no internet here, so nothing is downloaded:
-:func:`lpips_status` checks the package and both weight files without loading or fetching anything,
-and :class:`LPIPSMetric` refuses to start when they are missing (a number from a random backbone is
-not LPIPS). The backbone is read from the cache file directly and loaded strictly.
+it takes from torchvision's cache ``torch.hub.get_dir()/checkpoints`` (that is
+``$TORCH_HOME/hub/checkpoints``), downloaded there the way torchvision does when absent
+(:func:`anatosynth_components.pretrained.pretrained_weights_file`; ``ANATOSYNTH_NO_DOWNLOAD=1``
+forbids the download). :func:`lpips_status` checks the package and both weight files (fetching the
+backbone when allowed, loading nothing), and :class:`LPIPSMetric` refuses to start when they are
+missing (a number from a random backbone is not LPIPS); the evaluation reports LPIPS "unavailable"
+with that reason instead. The backbone is read from the cache file directly and loaded strictly.
 
 Slices: each volume is cut along ``slice_axis``; slices in [0, 1] are mapped to [-1, 1] and repeated
 to 3 channels; the volume's LPIPS is the mean over its slices (lower is better).
@@ -24,14 +26,18 @@ from torch import nn
 
 from anatosynth_components.errors import ConfigError
 from anatosynth_components.metrics.perceptual_slices import PerceptualSliceMetric
+from anatosynth_components.pretrained import (
+    ALEXNET,
+    SQUEEZENET1_1,
+    VGG16,
+    WeightsUnavailableError,
+    pretrained_weights_file,
+)
 
 LPIPS_VERSION = "0.1"
-# torchvision's file names for the ImageNet weights of each LPIPS backbone
-BACKBONE_FILES = {
-    "alex": "alexnet-owt-7be5be79.pth",
-    "vgg": "vgg16-397923af.pth",
-    "squeeze": "squeezenet1_1-b8a52dc0.pth",
-}
+# torchvision's ImageNet weights of each LPIPS backbone, and their file names
+BACKBONE_WEIGHTS = {"alex": ALEXNET, "vgg": VGG16, "squeeze": SQUEEZENET1_1}
+BACKBONE_FILES = {net: weights.file_name for net, weights in BACKBONE_WEIGHTS.items()}
 # the smallest slice (pixels per side) each backbone's LPIPS layers accept
 MIN_SLICE_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
 
@@ -48,15 +54,16 @@ def lpips_backbone_path(net: str = "alex") -> Path:
     >>> lpips_backbone_path("alex").name
     'alexnet-owt-7be5be79.pth'
     """
-    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[_check_net(net)]
+    return BACKBONE_WEIGHTS[_check_net(net)].cache_path()
 
 
 def lpips_status(net: str = "alex", backbone_path: str | os.PathLike | None = None) -> tuple[bool, str]:
     """Whether LPIPS with genuine weights can be computed here, and why (not).
 
     Checks that the ``lpips`` package imports, that its v0.1 linear weights for ``net`` are
-    installed, and that the backbone file exists (default :func:`lpips_backbone_path`). Nothing is
-    downloaded or loaded.
+    installed, and that the backbone file exists: ``backbone_path`` as given, or torchvision's cache
+    (:func:`lpips_backbone_path`), downloaded there first when absent unless
+    ``ANATOSYNTH_NO_DOWNLOAD=1`` forbids it. Nothing is loaded.
 
     Returns:
         ``(True, description)`` or ``(False, reason)``; the reason names the missing piece and the
@@ -65,9 +72,8 @@ def lpips_status(net: str = "alex", backbone_path: str | os.PathLike | None = No
     Raises:
         ConfigError: ``net`` is not ``"alex"``, ``"vgg"`` or ``"squeeze"``.
 
-    >>> ok, reason = lpips_status("alex")
-    >>> isinstance(ok, bool) and isinstance(reason, str)
-    True
+    >>> lpips_status("alex", backbone_path="no-such-file.pth")[0]  # a given path is never downloaded
+    False
     """
     _check_net(net)
     try:
@@ -77,13 +83,15 @@ def lpips_status(net: str = "alex", backbone_path: str | os.PathLike | None = No
     linear = Path(lpips.__file__).parent / "weights" / f"v{LPIPS_VERSION}" / f"{net}.pth"
     if not linear.is_file():
         return False, f"the lpips package has no linear-layer weights at {linear}; reinstall lpips"
-    backbone = Path(backbone_path) if backbone_path is not None else lpips_backbone_path(net)
-    if not backbone.is_file():
-        return False, (
-            f"the ImageNet {net} backbone weights {backbone} are missing and cannot be downloaded "
-            f"here; copy {BACKBONE_FILES[net]} to {backbone.parent} (or set TORCH_HOME to a cache "
-            f"holding hub/checkpoints/{BACKBONE_FILES[net]})"
-        )
+    if backbone_path is None:
+        try:
+            backbone = pretrained_weights_file(BACKBONE_WEIGHTS[net], f"the LPIPS {net} backbone")
+        except WeightsUnavailableError as err:
+            return False, str(err)
+    else:
+        backbone = Path(backbone_path)
+        if not backbone.is_file():
+            return False, f"the ImageNet {net} backbone weights {backbone} are missing"
     return True, f"LPIPS v{LPIPS_VERSION} ({net}), backbone {backbone}"
 
 

@@ -2,7 +2,10 @@
 
 A perceptual network compares RGB images in [-1, 1]. The volumes (B, 1, X, Y, Z) in [0, 1] are cut
 into slices along ``slice_axis``, mapped to [-1, 1] (2 x - 1), repeated to 3 channels, scored in
-batches of ``slice_batch`` slices, and the scores averaged per volume. Subclasses build the network.
+batches of ``slice_batch`` slices, and the scores averaged per volume. With the label map the volumes
+were synthesised from (``label_map=``, passed by
+:class:`~anatosynth_components.metrics.LabelMapMetricHandler`) only the slices whose label map holds
+foreground are scored, the slices of ``psnr_slice``. Subclasses build the network.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from torch import nn
 
 from anatosynth_components.checks import check_positive_int, check_spatial_axis
 from anatosynth_components.errors import DataError
-from anatosynth_components.metrics.volume_slices import check_volume_pair, per_volume_mean, to_slices
+from anatosynth_components.metrics.volume_slices import check_volume_pair, scatter_scores, slice_selection
 
 
 class PerceptualSliceMetric(RegressionMetric):
@@ -37,6 +40,12 @@ class PerceptualSliceMetric(RegressionMetric):
         >>> metric = PerceptualSliceMetric(L1(), "L1")
         >>> real = torch.zeros(1, 1, 4, 4, 3)
         >>> metric(real + 0.25, real)  # 0.25 in [0, 1] is 0.5 in [-1, 1]
+        tensor([[0.5000]])
+        >>> labels = torch.zeros_like(real)
+        >>> labels[..., 1] = 3  # only slice 1 holds anatomy
+        >>> synthetic = real.clone()
+        >>> synthetic[..., 1] = 0.25
+        >>> metric(synthetic, real, label_map=labels)  # slices 0 and 2 (exact, empty) left out
         tensor([[0.5000]])
     """
 
@@ -63,13 +72,16 @@ class PerceptualSliceMetric(RegressionMetric):
             self.network.to(device)
         return self.network
 
-    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def _compute_tensor(  # type: ignore[override]
+        self, y_pred: torch.Tensor, y: torch.Tensor, label_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
         y_pred, y = check_volume_pair(y_pred, y, self.name, self.slice_axis)
-        return self._compute_metric(y_pred, y)
+        return self._compute_metric(y_pred, y, label_map)
 
-    def _compute_metric(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        pred_slices = to_slices(y_pred.float(), self.slice_axis)
-        real_slices = to_slices(y.float(), self.slice_axis)
+    def _compute_metric(
+        self, y_pred: torch.Tensor, y: torch.Tensor, label_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        pred_slices, real_slices, mask = slice_selection(y_pred, y, self.slice_axis, label_map, self.name)
         if min(real_slices.shape[2:]) < self.min_slice_size:
             raise DataError(
                 f"{self.name}: slices along slice_axis {self.slice_axis} are {tuple(real_slices.shape[2:])}, "
@@ -82,5 +94,6 @@ class PerceptualSliceMetric(RegressionMetric):
             for i in range(0, len(real_slices), self.slice_batch):
                 a = pred_slices[i : i + self.slice_batch].mul(2).sub(1).expand(-1, 3, -1, -1)
                 b = real_slices[i : i + self.slice_batch].mul(2).sub(1).expand(-1, 3, -1, -1)
-                scores.append(network(a, b).reshape(-1))
-        return per_volume_mean(torch.cat(scores), batch=y.shape[0])
+                scores.append(network(a, b).reshape(-1).float())
+        scores = torch.cat(scores) if scores else real_slices.new_zeros(0)
+        return scatter_scores(scores, mask, batch=y.shape[0])

@@ -4,8 +4,10 @@ The paper scores 2-D slices (224 x 224), so a volume's SSIM is the average of th
 synthetic slice against the real slice at the same position along ``slice_axis``. The 2-D SSIM is
 MONAI's (:class:`~monai.metrics.SSIMMetric` with ``spatial_dims=2``): data range 1, Gaussian window
 11 x 11 with sigma 1.5, k1 0.01, k2 0.03, SSIM map averaged over the valid (unpadded) window
-positions. Every slice counts, background-only slices included (they score 1 when both are flat
-and equal).
+positions. With the label map the volumes were synthesised from (``label_map=``, passed by
+:class:`~anatosynth_components.metrics.LabelMapMetricHandler`), only the slices whose label map holds
+foreground count, as for ``psnr_slice``; without it every slice counts, background-only slices
+included (they score 1 when both are flat and equal).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from monai.utils import MetricReduction
 
 from anatosynth_components.checks import check_positive_int, check_spatial_axis
 from anatosynth_components.errors import DataError
-from anatosynth_components.metrics.volume_slices import check_volume_pair, per_volume_mean, to_slices
+from anatosynth_components.metrics.volume_slices import check_volume_pair, scatter_scores, slice_selection
 
 
 class SliceSSIMMetric(SSIMMetric):
-    """Mean 2-D SSIM over the slices of volumes (B, 1, X, Y, Z) in [0, 1] -> (B, 1).
+    """Mean 2-D SSIM over the slices of volumes (B, 1, X, Y, Z) in [0, 1] -> (B, 1); over the
+    foreground slices of ``label_map`` when it is given (``metric(y_pred, y, label_map=...)``).
 
     Args:
         slice_axis: the spatial axis (0, 1 or 2) the slices were synthesised along.
@@ -48,6 +51,12 @@ class SliceSSIMMetric(SSIMMetric):
         tensor([[1.],
                 [1.]])
         >>> bool((metric(0.5 * real, real) < 1).all())
+        True
+        >>> labels = torch.zeros_like(real)
+        >>> labels[..., 2] = 1  # only slice 2 holds anatomy
+        >>> synthetic = real.clone()
+        >>> synthetic[..., 2] = 0.5 * real[..., 2]
+        >>> bool((metric(synthetic, real, label_map=labels) < metric(synthetic, real)).all())
         True
     """
 
@@ -78,18 +87,20 @@ class SliceSSIMMetric(SSIMMetric):
         self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
         self.slice_batch = None if slice_batch is None else check_positive_int("slice_batch", slice_batch)
 
-    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def _compute_tensor(  # type: ignore[override]
+        self, y_pred: torch.Tensor, y: torch.Tensor, label_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
         y_pred, y = check_volume_pair(y_pred, y, "SSIM", self.slice_axis)
-        pred_slices = to_slices(y_pred.float(), self.slice_axis)
-        real_slices = to_slices(y.float(), self.slice_axis)
+        pred_slices, real_slices, mask = slice_selection(y_pred, y, self.slice_axis, label_map, "SSIM")
         if any(s < k for s, k in zip(real_slices.shape[2:], self.kernel_size, strict=True)):
             raise DataError(
                 f"SSIM: slices along slice_axis {self.slice_axis} are {tuple(real_slices.shape[2:])}, "
                 f"smaller than the {tuple(self.kernel_size)} SSIM window (volume shape {tuple(y.shape)})"
             )
-        step = self.slice_batch or len(real_slices)
+        step = self.slice_batch or max(len(real_slices), 1)
         scores = [
-            self._compute_metric(pred_slices[i : i + step], real_slices[i : i + step])
+            self._compute_metric(pred_slices[i : i + step], real_slices[i : i + step]).reshape(-1)
             for i in range(0, len(real_slices), step)
         ]
-        return per_volume_mean(torch.cat(scores), batch=y.shape[0])
+        scores = torch.cat(scores) if scores else real_slices.new_zeros(0)
+        return scatter_scores(scores, mask, batch=y.shape[0])

@@ -1,13 +1,15 @@
 """TorchScript and ONNX exports of a bundle's ``network_def``, each checked against the eager network.
 
-- TorchScript goes through MONAI's own ``ckpt_export`` (what ``python -m monai.bundle ckpt_export``
-  runs): scripted when the network can be scripted (ACIS), else traced on the metadata's input
-  shape (AnatoMaskGAN: PyTorch's spectral-norm parametrization cannot be scripted).  A traced file
-  holds the default forward: one stack of n slices, slice indices 0..n-1, noise seed 0.
+- TorchScript goes through MONAI's own ``ckpt_export`` as the model zoo's CI runs it
+  (``python -m monai.bundle ckpt_export``, no ``--use_trace``): every bundle's ``network_def`` is
+  scripted.  AnatoMaskGAN's networks fold their spectral norm into plain weights when scripted
+  (``__prepare_scriptable__``, :mod:`anatosynth_components.anatomask.spectral`), so the file holds the
+  whole forward, with the optional slice indices and noise seed.
 - ONNX goes through ``torch.onnx.export`` (the ``torch.export`` based exporter, which needs the
   ``onnx`` and ``onnxscript`` packages; the check needs ``onnxruntime``: the ``export`` extra) on a
   copy of the network whose spectral-norm parametrizations are folded into plain weights (the same
-  function in eval mode: ``W / sigma`` with the stored power-iteration vectors).
+  function in eval mode: ``W / sigma`` with the stored power-iteration vectors).  The ONNX graph is
+  the default forward: one stack of n slices, slice indices 0..n-1, noise seed 0.
 
 Example::
 
@@ -20,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -30,8 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.utils import parametrize
 
+from anatosynth_components.anatomask.spectral import fold_spectral_norm as fold_parametrizations
 from anatosynth_components.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -88,8 +89,9 @@ def export_torchscript(
     ckpt_file: str | os.PathLike,
     filepath: str | os.PathLike,
     overrides: Mapping[str, Any] | None = None,
-) -> str:
-    """``monai.bundle.ckpt_export`` of ``network_def`` to ``filepath``; returns ``"script"`` / ``"trace"``."""
+) -> Path:
+    """``monai.bundle.ckpt_export`` of ``network_def`` to ``filepath``, scripted as the model zoo's CI
+    exports it (no tracing fallback: a network the zoo cannot script fails here too)."""
     from monai.bundle import ckpt_export
 
     root = Path(bundle_dir).resolve()
@@ -103,28 +105,14 @@ def export_torchscript(
         "bundle_root": str(root),
         **dict(overrides or {}),
     }
-    try:
-        ckpt_export(**args)
-        return "script"
-    except Exception as err:  # torch.jit.frontend.NotSupportedError and friends
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        logger.info("network_def cannot be scripted (%s): tracing it", reason)
-    shape = input_shape(json.loads(meta_file.read_text()))
-    ckpt_export(**args, use_trace=True, input_shape=shape)
-    return "trace"
+    ckpt_export(**args)
+    return Path(filepath)
 
 
 def fold_spectral_norm(net: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``net`` with every parametrization (spectral norm) folded into a plain weight."""
-    plain = copy.deepcopy(net).eval()
-    for module in [m for m in plain.modules() if parametrize.is_parametrized(m)]:
-        # deepcopy shares the generated Parametrized* class, whose properties removal deletes: give the
-        # copy its own class first, or ``net`` would lose its ``weight`` too
-        cls = type(module)
-        module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
-        for name in list(module.parametrizations.keys()):
-            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return plain
+    """A copy of ``net`` in eval mode with every parametrization (spectral norm) folded into a plain
+    weight (:func:`anatosynth_components.anatomask.spectral.fold_spectral_norm`)."""
+    return fold_parametrizations(net).eval()
 
 
 def export_onnx(net: torch.nn.Module, filepath: str | os.PathLike, example: torch.Tensor) -> Path:
