@@ -16,7 +16,7 @@ Subpackages:
     cli: the ``anatosynth`` command line.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _SUBPACKAGES = (
     "anatomask",

@@ -14,25 +14,14 @@ import torch
 from bundle_runs import BUNDLES, config, run_bundle
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
+from test_bundle_anatomask import NET_KEYS
+from test_bundle_anatomask import TINY as BUNDLE_TINY
 
 from anatosynth_components.data.demo.generate import generate_demo
 from anatosynth_components.metrics import SlicePSNRMetric, STLPIPSMetric
 
-TINY = {
-    "spatial_size": "[32,32]",
-    "num_slices": "4",
-    "base_channels": "8",
-    "channel_mults": "[4,2,1]",
-    "disc_channels": "8",
-    "disc_layers": "2",
-    "lambda_vgg": "0",
-    "batch_size": "4",
-    "stacks_per_volume": "2",
-    "val_interval": "1",
-    "train#trainer#max_epochs": "1",
-    "stack_batch_size": "8",
-}
-NET_KEYS = ("spatial_size", "num_slices", "base_channels", "channel_mults", "stack_batch_size")
+# the tiny bundle of test_bundle_anatomask, with two volumes (4 stacks) per step
+TINY = BUNDLE_TINY | {"batch_size": "4"}
 METRICS = ("psnr", "ssim", "coherence", "psnr_slice", "st_lpips")
 
 

@@ -132,7 +132,8 @@ def test_monaibundle_app_serves_every_bundle(monailabel_python, tmp_path):
         )
         assert set(info["models"]) == set(NAMES)
         for name in NAMES:
-            assert info["models"][name]["version"] == "0.2.0"
+            meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
+            assert info["models"][name]["version"] == meta["version"]
             try:
                 body = infer(f"{base}/infer/{name}?image=case1&output=image", {"device": "cpu"})
             except urllib.error.HTTPError as err:

@@ -20,6 +20,7 @@ import pytest
 import torch
 from conftest import REPO
 
+import anatosynth_components
 from anatosynth_components.anatomask.spectral import is_parametrized
 from anatosynth_components.packaging import META_SCHEMA, bundle_problems, read_large_files
 from anatosynth_components.packaging.export import check_export, parse_inference
@@ -77,7 +78,7 @@ def tiny_bundle(name: str, dest: Path, seed: int = 0) -> Path:
 def test_committed_bundles_meet_the_zoo_rules(name):
     assert bundle_problems(BUNDLES / name) == []  # the metadata validated against the shipped schema
     meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
-    assert meta["required_packages_version"]["anatosynth-components"] == "0.2.0"
+    assert meta["required_packages_version"]["anatosynth-components"] == anatosynth_components.__version__
     assert read_large_files(BUNDLES / name / "large_files.yml") == []  # no weights are published yet
     # trained weights (all over 25 MB at the default size) are never committed
     weights = [f"bundles/{name}/models/model.pt", f"bundles/{name}/models/model.ts"]
@@ -102,7 +103,7 @@ def test_rule_breaks_are_named(tmp_path):
     problems = bundle_problems(root)
     assert problems == [
         f"{root}/LICENSE: missing",
-        f"{root}/configs/metadata.json: version 0.2.0 is not a key of 'changelog'",
+        f"{root}/configs/metadata.json: version {meta['version']} is not a key of 'changelog'",
         f"{root}/configs/metadata.json: 'required_packages_version' does not pin anatosynth-components",
         f"{root}/configs/inference.json: no key 'inferer'",
         f"{root}/configs/train.json: no key 'train#handlers'",

@@ -10,6 +10,7 @@ import pytest
 import torch
 from test_publish_conformance import tiny_bundle
 
+import anatosynth_components
 from anatosynth_components.cli import main
 from anatosynth_components.packaging import (
     META_SCHEMA,
@@ -73,17 +74,17 @@ def test_package_writes_the_bundle_files_the_zip_and_the_pinned_wheel(tmp_path, 
     assert main(args) == 0  # validates the metadata against the schema shipped in the package
     folder = out / "anatomask_oasis"
     assert files_under(folder) == KEPT | {"models/model.ts"}
-    with zipfile.ZipFile(out / "anatomask_oasis_v0.2.0.zip") as zf:
+    with zipfile.ZipFile(out / "anatomask_oasis_v0.3.0.zip") as zf:
         assert set(zf.namelist()) == {f"anatomask_oasis/{f}" for f in KEPT | {"models/model.ts"}}
         assert zf.read("anatomask_oasis/configs/train.json") == (root / "configs" / "train.json").read_bytes()
     assert read_large_files(folder / "large_files.yml") == []  # the tiny model is under 25 MB
     assert bundle_problems(folder) == []
     wheels = list((out / "wheels").iterdir())
-    assert [w.name for w in wheels] == ["anatosynth_components-0.2.0-py3-none-any.whl"]
+    assert [w.name for w in wheels] == ["anatosynth_components-0.3.0-py3-none-any.whl"]
     with zipfile.ZipFile(wheels[0]) as zf:
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert "Name: anatosynth-components" in meta and "Version: 0.2.0" in meta
+    assert "Name: anatosynth-components" in meta and f"Version: {anatosynth_components.__version__}" in meta
     assert (
         "anatosynth_components/packaging/package.py" in names and "anatosynth_components/cli/main.py" in names
     )
@@ -94,7 +95,7 @@ def test_package_writes_the_bundle_files_the_zip_and_the_pinned_wheel(tmp_path, 
     exported = torch.jit.load(str(folder / "models" / "model.ts"))
     assert exported(torch.zeros(1, 1, 4, 32, 32)).shape == (1, 1, 4, 32, 32)
     printed = capsys.readouterr().out
-    assert f"zip:           {out / 'anatomask_oasis_v0.2.0.zip'} (13 files)" in printed
+    assert f"zip:           {out / 'anatomask_oasis_v0.3.0.zip'} (13 files)" in printed
     # an existing package is not overwritten silently
     assert main(["package", str(root), "--out", str(out), "--no-wheel"]) == 2
     assert "exists" in capsys.readouterr().err
@@ -131,7 +132,7 @@ def test_files_over_25_mb_go_by_url_into_large_files_yml(tmp_path, capsys):
     assert (
         folder / "models" / "model.onnx"
     ).stat().st_size == 26 * 10**6  # the folder keeps it for local use
-    with zipfile.ZipFile(out / "acis_penet_v0.2.0.zip") as zf:
+    with zipfile.ZipFile(out / "acis_penet_v0.2.1.zip") as zf:
         names = set(zf.namelist())
     assert "acis_penet/models/model.onnx" not in names and "acis_penet/models/model.pt" in names
     assert "acis_penet/large_files.yml" in names and not (out / "wheels").exists()
@@ -145,7 +146,10 @@ def test_wheel_version_must_match_the_metadata_pin(tmp_path, capsys):
     meta_file.write_text(json.dumps(meta))
     assert main(["package", str(root), "--out", str(tmp_path / "dist")]) == 2
     err = capsys.readouterr().err
-    assert "metadata pins anatosynth-components 9.9.9 but" in err and "pyproject.toml is version 0.2.0" in err
+    assert (
+        "metadata pins anatosynth-components 9.9.9 but" in err
+        and f"pyproject.toml is version {anatosynth_components.__version__}" in err
+    )
     assert not (tmp_path / "dist").exists()  # refused before anything was written
 
 

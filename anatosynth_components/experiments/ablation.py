@@ -319,6 +319,29 @@ def verdict(model: dict[str, dict], reference: dict[str, dict], name: str = "SPA
     return f"{trade} than {name}"
 
 
+def within_spread(
+    model: dict[str, dict], reference: dict[str, dict], metrics=("psnr_slice", "st_lpips")
+) -> bool:
+    """Whether every difference of means is at most the larger of the two seed std's (not resolved
+    by the seeds run).
+
+    >>> a, b = {"psnr_slice": {"mean": 26.5, "std": 0.3}}, {"psnr_slice": {"mean": 26.3, "std": 0.1}}
+    >>> within_spread(a, b, ("psnr_slice",)), within_spread(a, {"psnr_slice": {"mean": 25.0, "std": 0.1}})
+    (True, False)
+    """
+    shared = [m for m in metrics if m in model and m in reference]
+    return bool(shared) and all(
+        abs(model[m]["mean"] - reference[m]["mean"]) <= max(model[m]["std"], reference[m]["std"])
+        for m in shared
+    )
+
+
+def verdict_with_spread(model: dict[str, dict], reference: dict[str, dict], name: str = "SPADE") -> str:
+    """:func:`verdict`, marked when the differences are within the seeds' spread."""
+    text = verdict(model, reference, name)
+    return text + " (differences within the seed std)" if within_spread(model, reference) else text
+
+
 def _cell_text(summary: dict[str, dict], metric: str, unavailable: dict[str, str]) -> str:
     if metric not in summary or summary[metric]["n"] == 0:
         return "unavailable" + (" (a)" if metric in unavailable else "")
@@ -351,7 +374,7 @@ def build_outputs(config: dict[str, Any], folder: ResultsFolder, results: dict[s
         for v in variants:
             row = [LABELS[v]] + [_cell_text(summary[view][v], m, unavailable) for m in columns]
             ref = summary[view].get("spade")
-            row.append("—" if v == "spade" or ref is None else verdict(summary[view][v], ref))
+            row.append("—" if v == "spade" or ref is None else verdict_with_spread(summary[view][v], ref))
             rows.append(row)
         if baseline:
             rows.append([BASELINE_LABEL] + [_cell_text(baseline, m, unavailable) for m in columns] + ["—"])
