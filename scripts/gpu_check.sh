@@ -25,6 +25,12 @@ OUT="${GPU_CHECK_OUT:-$(mktemp -d)}"
 BENCH_TIMEOUT=270   # seconds for part 1
 TRAIN_TIMEOUT=180   # seconds for part 2 (demo data, caching, 30 steps, the closing validation)
 status=0
+# check_part RC WHAT TIMEOUT: say why a part failed (out of time, or its exit status) and mark the run failed
+check_part() {
+  [ "$1" -eq 0 ] && return
+  if [ "$1" -eq 124 ]; then echo "gpu_check: $2 ran out of its $3 s" >&2; else echo "gpu_check: $2 failed (exit $1)" >&2; fi
+  status=1
+}
 
 if [ "$TINY" != 1 ]; then
   if ! python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
@@ -51,12 +57,7 @@ else
   BENCH=(--repeats 3 --warmup 1 --vgg "$VGG")
 fi
 timeout "$BENCH_TIMEOUT" python -m anatosynth_components.cli benchmark train-step --paper-size "${BENCH[@]}"
-rc=$?
-if [ $rc -ne 0 ]; then
-  [ $rc -eq 124 ] && echo "gpu_check: the benchmark ran out of its ${BENCH_TIMEOUT} s" >&2 \
-                  || echo "gpu_check: the benchmark failed (exit $rc)" >&2
-  status=1
-fi
+check_part $? "the benchmark" "$BENCH_TIMEOUT"
 
 echo "== 2. 30 training steps of anatomask_oasis train.json (defaults, amp on), brain demo data =="
 GPU_CHECK_TINY="$TINY" GPU_CHECK_VGG="$VGG" timeout "$TRAIN_TIMEOUT" python - "$OUT" <<'EOF'
@@ -116,11 +117,6 @@ if cuda:
 else:
     print("peak CUDA memory: - (no CUDA device; tiny check of the script)")
 EOF
-rc=$?
-if [ $rc -ne 0 ]; then
-  [ $rc -eq 124 ] && echo "gpu_check: the training run ran out of its ${TRAIN_TIMEOUT} s" >&2 \
-                  || echo "gpu_check: the training run failed (exit $rc)" >&2
-  status=1
-fi
+check_part $? "the training run" "$TRAIN_TIMEOUT"
 echo "gpu_check: outputs in $OUT; exit $status"
 exit $status

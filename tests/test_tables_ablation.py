@@ -125,5 +125,7 @@ def test_ablation_rerun_computes_nothing_and_refuses_another_config(tiny_run):
         ablation.run({**config, "train": {"use_gtc": True}}, out, progress=False)
     with pytest.raises(ConfigError, match="set by the experiment itself"):
         ablation.run({**config, "network": {"use_encoder": False}}, out, progress=False)
+    with pytest.raises(ConfigError, match="stride is set by the experiment"):
+        ablation.run({**config, "evaluate": {"validate#inferer#stride": 2}}, out, progress=False)
     with pytest.raises(ConfigError, match="seeds must be a non-empty list of distinct integers"):
         ablation.run({**config, "seeds": [0, 0]}, out, progress=False)

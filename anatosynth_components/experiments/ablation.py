@@ -175,7 +175,7 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
         clash = sorted(set(config[key]) & OWN_KEYS)
         if clash:
             raise ConfigError(f"{key}: {clash} are set by the experiment itself, not as overrides")
-    if "stride" in str(sorted(config["evaluate"])):
+    if any(key.endswith("stride") for key in config["evaluate"]):
         raise ConfigError("evaluate: the inferer's stride is set by the experiment (both views are scored)")
     bundle = bundle_dir(config["bundle"])
     config["bundle"] = str(bundle)
