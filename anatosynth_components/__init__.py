@@ -16,7 +16,7 @@ Subpackages:
     cli: the ``anatosynth`` command line.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _SUBPACKAGES = (
     "anatomask",
@@ -31,6 +31,7 @@ _SUBPACKAGES = (
     "packaging",
     "cli",
     "errors",
+    "network_size",
     "atomic",
     "visualize",
 )

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -140,8 +140,26 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
 
 
-def check_spatial_size(spatial_size: Sequence[int], spatial_dims: int, multiple: int = 1) -> tuple[int, ...]:
-    """``spatial_size`` as a tuple of ``spatial_dims`` positive sizes, each divisible by ``multiple``."""
+def check_spatial_size(
+    spatial_size: Sequence[int],
+    spatial_dims: int,
+    multiple: int = 1,
+    reason: str = "2 ** the number of resolution levels of the networks",
+    alternative: str | None = None,
+    fits: Callable[[tuple[int, ...]], bool] | None = None,
+) -> tuple[int, ...]:
+    """``spatial_size`` as a tuple of ``spatial_dims`` positive sizes, each divisible by ``multiple``;
+    the message says why (``reason``), the nearest sizes that are (and that ``fits`` accepts: the
+    network's other size needs, see :func:`~anatosynth_components.network_size.smallest_size`), and
+    ``alternative`` (another fix).
+
+    >>> check_spatial_size([100, 64], 2, 32, "5 halvings", "a shorter channel_mults")
+    ...                    # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    anatosynth_components.errors.ConfigError: spatial_size [100, 64]: every size must be divisible by 32
+    (5 halvings); [100] are not: use [96, 64] or [128, 64], or a shorter channel_mults
+    """
     try:
         size = tuple(int(s) for s in spatial_size)
     except (TypeError, ValueError):
@@ -152,9 +170,15 @@ def check_spatial_size(spatial_size: Sequence[int], spatial_dims: int, multiple:
         raise ConfigError(f"spatial_size must be {spatial_dims} positive sizes, got {list(size)}")
     bad = [s for s in size if s % multiple]
     if bad:
+        from anatosynth_components.network_size import smallest_size  # it imports this module
+
+        fits = fits or (lambda _: True)
+        down = tuple(s // multiple * multiple for s in size)
+        up = smallest_size(fits, size, multiple) or tuple(-(-s // multiple) * multiple for s in size)
+        use = f"{list(down)} or {list(up)}" if min(down) > 0 and fits(down) else f"{list(up)}"
         raise ConfigError(
-            f"spatial_size {list(size)}: every size must be divisible by {multiple} (2 ** the number of "
-            f"resolution levels of the networks); {bad} are not"
+            f"spatial_size {list(size)}: every size must be divisible by {multiple} ({reason}); {bad} are "
+            f"not: use {use}{', or ' + alternative if alternative else ''}"
         )
     return size
 

@@ -2,14 +2,16 @@
 # The main job on the built-in demo dataset (README, "Quick start"): install, then train, evaluate
 # and synthesize with the anatomask_oasis bundle through its MONAI bundle configs, on the demo brain
 # dataset the bundle generates (Learn2Reg OASIS layout), at a CPU-sized configuration.
-# Outputs go to runs/quickstart/anatomask_oasis (the bundle folder itself stays clean).
+# Outputs go to runs/quickstart/anatomask_oasis (the bundle folder itself stays clean; OUT=DIR puts
+# them elsewhere). Running it again in the same folder trains afresh: the previous run's checkpoints
+# and model move to models/earlier_run_<date>_<time>/ (the log says so).
 # EPOCHS=N (default 60: about 4.5 minutes of training on 2 cores) sets the training length; SIZE=N
 # (default 64) the slice size. At the end it prints the model against the label-mean baseline on
 # the test subjects (psnr_slice and st_lpips, the target of README "Evaluation").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-ROOT="$(pwd)/runs/quickstart/anatomask_oasis"
+ROOT="${OUT:-$(pwd)/runs/quickstart/anatomask_oasis}"
 CONFIGS="$(pwd)/bundles/anatomask_oasis/configs"
 EPOCHS="${EPOCHS:-60}"
 SIZE="${SIZE:-64}"

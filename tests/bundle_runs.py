@@ -14,6 +14,20 @@ from conftest import REPO
 BUNDLES = REPO / "bundles"
 PYTHON = sys.executable
 
+#: an AnatoMaskGAN bundle at the smallest size its networks fit (32 x 32 slices, 3 levels, 2 layers of D)
+TINY_ANATOMASK = {
+    "spatial_size": "[32,32]",
+    "num_slices": "4",
+    "base_channels": "8",
+    "channel_mults": "[4,2,1]",
+    "disc_channels": "8",
+    "disc_layers": "2",
+    "lambda_vgg": "0",
+    "batch_size": "2",
+    "stacks_per_volume": "2",
+    "stack_batch_size": "8",
+}
+
 
 def config(bundle: str, *names: str) -> str:
     """The ``--config_file`` value for ``names`` of ``bundle`` (a list literal for overlays)."""

@@ -162,6 +162,9 @@ def test_data_grid_and_saved_pairs(tmp_path):
     assert not (tmp_path / "out" / "imagesTr" / "p_0004.nii.gz").exists()
     with pytest.raises(ConfigError, match="output_range must be"):
         SavePaird("pred", tmp_path, g, output_range=[600, -1000])
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match="a_file: is a file, not a folder; outputs cannot be written into it"):
+        SavePaird("pred", tmp_path / "a_file", g)  # refused when built, before any sampling
 
 
 def test_realism_statistics_compare_fractions_and_intensities():

@@ -46,8 +46,12 @@ def test_missing_file(pair):
 def test_corrupt_file(pair):
     data = (pair / "img.nii.gz").read_bytes()
     (pair / "corrupt.nii.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match=r"corrupt.nii.gz: cannot read the image file"):
+    with pytest.raises(DataError) as info:
         load_check({"image": str(pair / "corrupt.nii.gz"), "label": str(pair / "lab.nii.gz")})
+    assert str(info.value) == (
+        f"{pair / 'corrupt.nii.gz'}: cannot read the image file (truncated or corrupt gzip data: Compressed "
+        "file ended before the end-of-stream marker was reached)"
+    )
     (pair / "junk.nii.gz").write_bytes(gzip.compress(b"not a nifti header at all" * 20))
     with pytest.raises(DataError, match=r"junk.nii.gz: cannot read the image file"):
         load_check({"image": str(pair / "junk.nii.gz"), "label": str(pair / "lab.nii.gz")})
@@ -81,6 +85,35 @@ def test_label_ids_outside_set(pair):
         load_check(
             {"image": str(pair / "img.nii.gz"), "label": str(pair / "many.nii.gz")}, label_ids=range(1, 36)
         )
+
+
+def test_a_t1_given_as_labels_gets_a_short_exact_message(pair):
+    """At most 10 unknown ids and their count; the allowed set written exactly, background included."""
+    t1 = (np.arange(6 * 7 * 8).reshape(6, 7, 8) * 5).astype(np.int16)  # 336 distinct values 0..1675
+    write_nifti(pair / "t1.nii.gz", t1, np.eye(4))
+    with pytest.raises(DataError) as info:
+        load_check(
+            {"image": str(pair / "img.nii.gz"), "label": str(pair / "t1.nii.gz")}, label_ids=range(1, 36)
+        )
+    assert str(info.value) == (
+        f"{pair / 't1.nii.gz'}: label ids [40, 45, 50, 55, 60, 65, 70, 75, 80, 85] and 318 more (328 ids) "
+        "are not in the configured set 0..35"
+    )
+    with pytest.raises(DataError) as info:
+        load_check({"image": str(pair / "img.nii.gz"), "label": str(pair / "t1.nii.gz")}, label_ids=[1, 2, 5])
+    assert str(info.value).endswith("(334 ids) are not in the configured set 0..2, 5")
+
+
+def test_label_table_errors_are_short_and_exact():
+    from anatosynth_components.data import get_label_table, remap_labels
+
+    table = get_label_table({"mapping": {"0": 0, "1": 1, "2": 1, "3": 2, "7": 3}})
+    with pytest.raises(DataError) as info:
+        remap_labels(np.arange(100, 130).reshape(5, 6), table, "x.nii.gz")
+    assert str(info.value) == (
+        "x.nii.gz: label ids [100, 101, 102, 103, 104, 105, 106, 107, 108, 109] and 20 more (30 ids) are "
+        f"not in label table {table.name!r} (it knows 0..3, 7)"
+    )
 
 
 def test_wrong_dimensionality_and_nan(pair):

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_runs import BUNDLES, PYTHON, config, run_bundle, state
+from bundle_runs import BUNDLES, PYTHON, TINY_ANATOMASK, config, run_bundle, state
 
 from anatosynth_components.atomic import write_nifti
 from anatosynth_components.data.demo.generate import generate_demo
@@ -19,20 +19,7 @@ from anatosynth_components.data.label_tables import get_label_table
 from anatosynth_components.data.remap_labels import remap_labels
 from anatosynth_components.errors import find_cause
 
-TINY = {
-    "spatial_size": "[32,32]",
-    "num_slices": "4",
-    "base_channels": "8",
-    "channel_mults": "[4,2,1]",
-    "disc_channels": "8",
-    "disc_layers": "2",
-    "lambda_vgg": "0",
-    "batch_size": "2",
-    "stacks_per_volume": "2",
-    "val_interval": "1",
-    "train#trainer#max_epochs": "1",
-    "stack_batch_size": "8",
-}
+TINY = {**TINY_ANATOMASK, "val_interval": "1", "train#trainer#max_epochs": "1"}
 NET_KEYS = ("spatial_size", "num_slices", "base_channels", "channel_mults", "stack_batch_size")
 
 

@@ -61,3 +61,47 @@ def test_existing_output_is_refused(tmp_path, capsys):
     assert main(["demo-data", "--kind", "brain", "--out", str(tmp_path), "--subjects", "1"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_paper_scale_without_a_dataset_is_refused_with_the_command(tmp_path):
+    """``--scale paper`` never trains the paper-size models on demo phantoms by accident."""
+    r = subprocess.run(
+        [shutil.which("anatosynth") or str(sys.executable).replace("python", "anatosynth"),
+         "tables", "ablation", "--scale", "paper"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("anatosynth tables: error: --scale paper needs the real data and no --dataset-dir")
+    assert "Give it: anatosynth tables ablation --scale paper --dataset-dir /path/to/OASIS" in line
+    assert not (tmp_path / "runs").exists()  # refused before any results folder or demo data
+
+
+@pytest.mark.parametrize(
+    ("experiment", "data"), [("segmentation", "/path/to/lobes"), ("reconstruction", "/path/to/penet")]
+)
+def test_every_paper_experiment_asks_for_its_data(tmp_path, capsys, experiment, data):
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["tables", experiment, "--scale", "paper", *out, "--synthetic-datalist", "s.json"]) == 2
+    assert f"anatosynth tables {experiment} --scale paper --dataset-dir {data}" in capsys.readouterr().err
+    # a dataset given (here through --set) passes this check and goes on to be read
+    missing = tmp_path / "nowhere"
+    args = ["tables", experiment, "--scale", "paper", *out, "--set", f'dataset_dir="{missing}"']
+    assert main([*args, "--synthetic-datalist", "s.json"]) == 2
+    assert f"dataset_dir {missing}: not found" in capsys.readouterr().err
+
+
+def test_demo_data_of_an_experiment_is_announced_by_a_warning_banner(tmp_path, caplog):
+    from anatosynth_components.experiments.datasets import dataset_root
+    from anatosynth_components.experiments.results_folder import ResultsFolder
+
+    config = {"dataset_dir": None, "demo": {"kind": "chest", "subjects": 3, "seed": 0, "shape": [24, 24, 24]}}
+    folder = ResultsFolder.open(tmp_path / "res", "segmentation", config)
+    with caplog.at_level("WARNING"):
+        path = dataset_root(config, folder, progress=False)
+    (banner,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "WARNING: no dataset given, so this run uses GENERATED DEMO DATA" in banner
+    assert (
+        f"data: 3 chest phantoms (`anatosynth demo-data --kind chest`, datalist layout) in {path}" in banner
+    )
+    assert "to use your data: --dataset-dir /path/to/dataset" in banner

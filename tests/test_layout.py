@@ -45,7 +45,9 @@ def test_a_method_does_not_import_the_other_method_or_the_tools(method):
 
 def test_shared_parts_import_neither_method_nor_tools():
     shared = [p for d in ("data", "metrics", "handlers", "engines", "bundle") for p in package_files(d)]
-    shared += [PACKAGE / n for n in ("checks.py", "errors.py", "atomic.py", "visualize.py")]
+    shared += [
+        PACKAGE / n for n in ("checks.py", "network_size.py", "errors.py", "atomic.py", "visualize.py")
+    ]
     offenders = {str(p.relative_to(PACKAGE)): imported_packages(p) & (METHODS | TOOLS) for p in shared}
     assert {k: v for k, v in offenders.items() if v} == {}
 

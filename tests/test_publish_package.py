@@ -36,6 +36,11 @@ KEPT = {
 }
 
 
+def bundle_version(root) -> str:
+    """The bundle's version, read from its metadata (the tests follow version bumps)."""
+    return json.loads((root / "configs" / "metadata.json").read_text())["version"]
+
+
 def add_run_outputs(root):
     """What a bundle folder in use holds besides the bundle: demo data, outputs, training states, caches."""
     for rel in (
@@ -74,13 +79,15 @@ def test_package_writes_the_bundle_files_the_zip_and_the_pinned_wheel(tmp_path, 
     assert main(args) == 0  # validates the metadata against the schema shipped in the package
     folder = out / "anatomask_oasis"
     assert files_under(folder) == KEPT | {"models/model.ts"}
-    with zipfile.ZipFile(out / "anatomask_oasis_v0.3.0.zip") as zf:
+    with zipfile.ZipFile(out / f"anatomask_oasis_v{bundle_version(root)}.zip") as zf:
         assert set(zf.namelist()) == {f"anatomask_oasis/{f}" for f in KEPT | {"models/model.ts"}}
         assert zf.read("anatomask_oasis/configs/train.json") == (root / "configs" / "train.json").read_bytes()
     assert read_large_files(folder / "large_files.yml") == []  # the tiny model is under 25 MB
     assert bundle_problems(folder) == []
     wheels = list((out / "wheels").iterdir())
-    assert [w.name for w in wheels] == ["anatosynth_components-0.3.0-py3-none-any.whl"]
+    assert [w.name for w in wheels] == [
+        f"anatosynth_components-{anatosynth_components.__version__}-py3-none-any.whl"
+    ]
     with zipfile.ZipFile(wheels[0]) as zf:
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -95,7 +102,7 @@ def test_package_writes_the_bundle_files_the_zip_and_the_pinned_wheel(tmp_path, 
     exported = torch.jit.load(str(folder / "models" / "model.ts"))
     assert exported(torch.zeros(1, 1, 4, 32, 32)).shape == (1, 1, 4, 32, 32)
     printed = capsys.readouterr().out
-    assert f"zip:           {out / 'anatomask_oasis_v0.3.0.zip'} (13 files)" in printed
+    assert f"zip:           {out / f'anatomask_oasis_v{bundle_version(root)}.zip'} (13 files)" in printed
     # an existing package is not overwritten silently
     assert main(["package", str(root), "--out", str(out), "--no-wheel"]) == 2
     assert "exists" in capsys.readouterr().err
@@ -132,7 +139,7 @@ def test_files_over_25_mb_go_by_url_into_large_files_yml(tmp_path, capsys):
     assert (
         folder / "models" / "model.onnx"
     ).stat().st_size == 26 * 10**6  # the folder keeps it for local use
-    with zipfile.ZipFile(out / "acis_penet_v0.2.1.zip") as zf:
+    with zipfile.ZipFile(out / f"acis_penet_v{bundle_version(root)}.zip") as zf:
         names = set(zf.namelist())
     assert "acis_penet/models/model.onnx" not in names and "acis_penet/models/model.pt" in names
     assert "acis_penet/large_files.yml" in names and not (out / "wheels").exists()

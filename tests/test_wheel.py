@@ -122,7 +122,8 @@ def test_package_validates_with_the_shipped_schema(wheel_env):
         "bundle folder: dist/acis_penet\n" in proc.stdout
         and "metadata is verified with no error" in proc.stdout
     )
-    assert (work / "dist" / "acis_penet_v0.2.1.zip").is_file()
+    version = json.loads((bundle / "configs" / "metadata.json").read_text())["version"]
+    assert (work / "dist" / f"acis_penet_v{version}.zip").is_file()
     meta = json.loads((work / "dist" / "acis_penet" / "configs" / "metadata.json").read_text())
     assert meta == json.loads((bundle / "configs" / "metadata.json").read_text())
     # the same bundle with a metadata.json that breaks the zoo schema: refused, naming the shipped schema

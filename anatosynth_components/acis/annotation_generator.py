@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from monai.networks.layers import Norm
@@ -24,6 +25,7 @@ from monai.networks.nets import UNet
 
 from anatosynth_components.checks import check_channels, check_spatial_dims
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.network_size import Depth, check_depths_fit, has_instance_norm, plural
 
 
 def default_strides(channels: Sequence[int], strides: Sequence[int] | None) -> tuple[int, ...]:
@@ -48,6 +50,7 @@ class ClassUNet(UNet):
     """
 
     name = "U-Net"
+    channels_key = "channels"  # the bundles' configuration key of ``channels``, for the messages
     default_channels: tuple[int, ...] = ()
 
     def __init__(
@@ -83,6 +86,35 @@ class ClassUNet(UNet):
         """(input, output) channels for ``num_classes``."""
         raise NotImplementedError
 
+    def depth(self) -> Depth:
+        """The bottom of the U-Net, ``spatial_size / prod(strides)``, is its lowest level."""
+        return unet_depth(self.channels_key, self.channels, self.strides)
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` when the bottom level of ``spatial_size`` inputs holds a single value, where
+        the instance norm fails; the message names :attr:`channels_key` and the smallest spatial_size.
+
+        >>> AnnotationGenerator(2, 3, channels=(4, 4, 4)).check_size((4, 4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [4, 4] is too small for annotation_channels ...
+        """
+        if has_instance_norm(self):
+            depth = self.depth()
+            check_depths_fit(spatial_size, [depth], math.lcm(depth.factor, multiple))
+
+
+def unet_depth(key: str, channels: Sequence[int], strides: Sequence[int]) -> Depth:
+    """The :class:`~anatosynth_components.network_size.Depth` of a MONAI ``UNet``: its bottom level is
+    ``spatial_size / prod(strides)``.
+
+    >>> unet_depth("image_channels", (8, 16, 32), (2, 2))
+    Depth(key='image_channels', entries=3, factor=4, how='2 halvings')
+    """
+    factor = math.prod(int(s) for s in strides)
+    how = plural(len(strides), "halving") if set(strides) <= {2} else f"strides {list(strides)}"
+    return Depth(key, len(channels), factor, how)
+
 
 class AnnotationGenerator(ClassUNet):
     """Pseudo-mask (B, 1, *S) -> annotation logits (B, num_classes, *S).
@@ -96,6 +128,7 @@ class AnnotationGenerator(ClassUNet):
     """
 
     name = "annotation generator"
+    channels_key = "annotation_channels"
     default_channels = (32, 64, 128, 256, 512)
 
     @staticmethod

@@ -20,12 +20,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.networks.layers import Act, Norm
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
 from anatosynth_components.checks import check_spatial_dims
+from anatosynth_components.network_size import check_patch_gan_size, is_instance_norm
 
 
 class ImageDiscriminator(nn.Module):
@@ -48,7 +51,8 @@ class ImageDiscriminator(nn.Module):
         norm: str | tuple = Norm.INSTANCE,
     ) -> None:
         super().__init__()
-        self.num_classes = int(num_classes)
+        self.num_classes, self.num_layers = int(num_classes), int(num_layers)
+        self.instance_norm = is_instance_norm(norm, check_spatial_dims(spatial_dims))
         self.net = PatchDiscriminator(
             spatial_dims=check_spatial_dims(spatial_dims),
             channels=int(channels),
@@ -58,6 +62,21 @@ class ImageDiscriminator(nn.Module):
             activation=(Act.LEAKYRELU, {"negative_slope": 0.2}),
             norm=norm,
         )
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` unless images of ``spatial_size`` fit the discriminator's layers (every
+        convolution gets at least its kernel, every instance norm more than one value); the message gives
+        the smallest spatial_size (each side a multiple of ``multiple``) and the most disc_layers that fit.
+
+        >>> ImageDiscriminator(3, num_classes=3, channels=4).check_size((16, 16, 16))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [16, 16, 16] is too small for the image ...
+        """
+        check_patch_gan_size(
+            spatial_size, self.num_layers, "the image discriminator", "disc_layers (num_layers)",
+            self.instance_norm, multiple=multiple,
+        )  # fmt: skip
 
     def forward(
         self, image: torch.Tensor, pseudo_mask: torch.Tensor, annotation: torch.Tensor

@@ -37,6 +37,7 @@ class ImageGenerator(ClassUNet):
     """
 
     name = "image generator"
+    channels_key = "image_channels"
     default_channels = (64, 128, 256, 512, 512)
 
     @staticmethod

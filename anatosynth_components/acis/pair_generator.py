@@ -28,11 +28,18 @@ import torch
 from monai.networks.layers import Norm
 from torch import nn
 
-from anatosynth_components.acis.annotation_generator import AnnotationGenerator, default_strides
+from anatosynth_components.acis.annotation_generator import AnnotationGenerator, default_strides, unet_depth
 from anatosynth_components.acis.image_generator import ImageGenerator
 from anatosynth_components.acis.one_hot import hard_one_hot, straight_through_one_hot
 from anatosynth_components.acis.pseudomask_generator import PseudoMaskGenerator, sample_latent
 from anatosynth_components.checks import check_channels, check_spatial_dims, check_spatial_size
+from anatosynth_components.network_size import (
+    Depth,
+    check_depths_fit,
+    is_instance_norm,
+    lowest_level_problem,
+    plural,
+)
 
 
 class AcisPairGenerator(nn.Module):
@@ -71,13 +78,29 @@ class AcisPairGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        ann_strides = default_strides(
-            check_channels(annotation_channels, "annotation_channels"), annotation_strides
-        )
-        img_strides = default_strides(check_channels(image_channels, "image_channels"), image_strides)
+        ann_channels = check_channels(annotation_channels, "annotation_channels")
+        img_channels = check_channels(image_channels, "image_channels")
+        ann_strides = default_strides(ann_channels, annotation_strides)
+        img_strides = default_strides(img_channels, image_strides)
         pm_levels = len(check_channels(pm_channels, "pm_channels")) - 1
-        multiple = math.lcm(2**pm_levels, math.prod(ann_strides), math.prod(img_strides))
-        self.spatial_size = check_spatial_size(spatial_size, self.spatial_dims, multiple)
+        depths = [  # the lowest level of each generator is spatial_size / factor
+            Depth("pm_channels", pm_levels + 1, 2**pm_levels, plural(pm_levels, "x2 upsampling")),
+            unet_depth("annotation_channels", ann_channels, ann_strides),
+            unet_depth("image_channels", img_channels, img_strides),
+        ]
+        multiple = math.lcm(*(d.factor for d in depths))
+        self.size_multiple = multiple  # spatial_size must be a multiple of it (for the trainers' checks)
+        reason = "; ".join(f"{d.key}: {d.how}" for d in depths)
+        normed = depths if is_instance_norm(norm, self.spatial_dims) else []  # all three normalise it
+        self.spatial_size = check_spatial_size(
+            spatial_size,
+            self.spatial_dims,
+            multiple,
+            reason,
+            "fewer levels in these keys",
+            lambda size: lowest_level_problem(size, normed) is None,
+        )
+        check_depths_fit(self.spatial_size, normed, multiple)
         self.num_classes = int(num_classes)
         self.pseudo_mask_generator = PseudoMaskGenerator(
             self.spatial_dims, self.spatial_size, latent_channels, pm_channels, norm=norm

@@ -14,12 +14,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.networks.layers import Act
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
 from anatosynth_components.checks import check_spatial_dims
+from anatosynth_components.network_size import check_patch_gan_size
 
 
 class PseudoMaskCritic(nn.Module):
@@ -37,6 +40,7 @@ class PseudoMaskCritic(nn.Module):
     ) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.num_layers = int(num_layers)
         self.net = PatchDiscriminator(
             spatial_dims=self.spatial_dims,
             channels=int(channels),
@@ -47,6 +51,21 @@ class PseudoMaskCritic(nn.Module):
             norm=None,
             bias=True,
         )
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` unless pseudo-masks of ``spatial_size`` fit the critic's layers (every
+        convolution gets at least its kernel); the message gives the smallest spatial_size (each side a
+        multiple of ``multiple``) and the most critic_layers that fit.
+
+        >>> PseudoMaskCritic(2, channels=4).check_size((16, 16))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [16, 16] is too small for the pseudo-mask ...
+        """
+        check_patch_gan_size(
+            spatial_size, self.num_layers, "the pseudo-mask critic", "critic_layers (num_layers)", False,
+            multiple=multiple,
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 1, *S) -> (B,) mean patch score."""

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -35,6 +36,7 @@ from torch import nn
 
 from anatosynth_components.checks import check_channels, check_spatial_dims, check_spatial_size
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.network_size import Depth, check_depths_fit, is_instance_norm, plural
 
 
 class PseudoMaskGenerator(nn.Module):
@@ -64,7 +66,11 @@ class PseudoMaskGenerator(nn.Module):
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.channels = check_channels(channels, "pseudo-mask generator channels")
         self.levels = len(self.channels) - 1
-        self.spatial_size = check_spatial_size(spatial_size, self.spatial_dims, 2**self.levels)
+        self.spatial_size = check_spatial_size(
+            spatial_size, self.spatial_dims, 2**self.levels, self.depth().how, "fewer pm_channels"
+        )
+        self.instance_norm = is_instance_norm(norm, self.spatial_dims)
+        self.check_size(self.spatial_size)
         if int(latent_channels) < 1:
             raise ConfigError(f"latent_channels must be >= 1, got {latent_channels}")
         self.latent_channels = int(latent_channels)
@@ -83,6 +89,22 @@ class PseudoMaskGenerator(nn.Module):
             stages.append(nn.Sequential(up, block(cin, cout), block(cout, cout)))
         self.stages = nn.Sequential(*stages)
         self.head = Convolution(self.spatial_dims, self.channels[-1], 1, kernel_size=1, conv_only=True)
+
+    def depth(self) -> Depth:
+        """The latent noise, ``spatial_size / 2 ** levels``, is the lowest level (the stem normalises it)."""
+        return Depth("pm_channels", self.levels + 1, 2**self.levels, plural(self.levels, "x2 upsampling"))
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` when the latent of ``spatial_size`` holds a single value, where the stem's
+        instance norm fails; the message gives the smallest spatial_size and the most pm_channels.
+
+        >>> PseudoMaskGenerator(2, (16, 16), channels=(4, 4, 4, 4, 4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [16, 16] is too small for pm_channels of 5 ...
+        """
+        if self.instance_norm:
+            check_depths_fit(spatial_size, [self.depth()], math.lcm(2**self.levels, multiple))
 
     def latent_shape(self, batch_size: int) -> tuple[int, ...]:
         """Shape of ``z`` for ``batch_size`` samples: (B, latent_channels, *latent_size)."""

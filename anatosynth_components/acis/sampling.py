@@ -30,7 +30,9 @@ from monai.transforms import MapTransform
 
 from anatosynth_components.acis.pseudomask_generator import sample_latent
 from anatosynth_components.atomic import write_json, write_nifti
+from anatosynth_components.bundle.units import output_range_of
 from anatosynth_components.data.file_names import image_stem
+from anatosynth_components.data.output_path import check_output_folder
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.errors import ConfigError, DataError
 
@@ -80,6 +82,29 @@ def to_range(image: np.ndarray, output_range: Sequence[float] | None) -> np.ndar
     return (low + image * (high - low)).astype(np.float32)
 
 
+def check_trained_window(output_range: Sequence[float] | None, grid: Mapping[str, Any]) -> None:
+    """An ``output_range`` other than the HU window the model was trained with (``hu_window`` of
+    ``data_grid.json``) would write wrong Hounsfield units: ``ConfigError`` naming both keys.
+
+    >>> check_trained_window([-1000, 600], {"hu_window": [-1000, 600]})
+    >>> check_trained_window(None, {"hu_window": [-1000, 600]})  # [0, 1] asked for
+    >>> check_trained_window([-1000, 600], {"hu_window": [-1200, 400]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    anatosynth_components.errors.ConfigError: output_range [-1000.0, 600.0] is not the HU window the model ...
+    """
+    trained = grid.get("hu_window")
+    if output_range is None or trained is None:
+        return
+    mine, theirs = [float(v) for v in output_range], [float(v) for v in trained]
+    if not np.allclose(mine, theirs):
+        raise ConfigError(
+            f"output_range {mine} is not the HU window the model was trained with (hu_window {theirs} in "
+            f"models/data_grid.json): set hu_window to {theirs} (output_range follows it), or output_range "
+            "to null for [0, 1]"
+        )
+
+
 class SavePaird(MapTransform):
     """Write one sampled pair (``data[key]``: (2, *S), image then ids) as two NIfTI files.
 
@@ -88,12 +113,14 @@ class SavePaird(MapTransform):
         output_dir: where ``imagesTr/`` and ``labelsTr/`` go.
         grid: the record of :func:`~anatosynth_components.acis.data_grid.read_data_grid` (affine,
             spatial size, label names of the training data).
-        output_range: ``[low, high]`` the image's [0, 1] maps to (the HU window: the pairs then look like
-            the raw training CT); None writes [0, 1].
+        output_range: ``[low, high]`` the image's [0, 1] maps to (the HU window the model was trained
+            with, ``hu_window`` of ``data_grid.json``: the pairs then look like the raw training CT; another
+            window is an error); None (or ``"null"``) writes [0, 1].
         prefix: file name prefix; the file names are ``<prefix>_<sample:04d>.nii.gz``.
         sample_key: the item's sample index.
 
-    Adds ``image_file`` and ``label_file`` (absolute paths) to the item.  A spatial size other than the
+    Adds ``image_file`` and ``label_file`` (absolute paths) to the item.  The output folder is created
+    (or found writable) when the transform is built, before any sampling; a spatial size other than the
     grid's, or ids outside the trained label set, raise an error before anything is written.
     """
 
@@ -108,13 +135,14 @@ class SavePaird(MapTransform):
     ) -> None:
         super().__init__(keys)
         self.output_dir, self.grid, self.prefix, self.sample_key = (
-            Path(output_dir),
+            check_output_folder(output_dir),  # before any sampling: created, or found writable
             grid,
             str(prefix),
             sample_key,
         )
-        self.output_range = None if output_range is None else [float(v) for v in output_range]
-        to_range(np.zeros(1), self.output_range)  # check it now
+        unit_or_range = output_range_of(output_range)  # None, "null" (command line) -> [0, 1]
+        self.output_range = None if unit_or_range is None else list(unit_or_range)
+        check_trained_window(self.output_range, grid)
         self.label_ids = {0, *(int(k) for k in grid["label_names"])}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -31,10 +31,16 @@ from anatosynth_components.acis.pair_generator import AcisPairGenerator
 from anatosynth_components.acis.step import AcisParts, pseudo_mask_gan_step, synthesis_step
 from anatosynth_components.acis.synthesis_loss import AcisSynthesisLoss
 from anatosynth_components.acis.wgan_gp import WGANGPLoss
-from anatosynth_components.engines.checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint
+from anatosynth_components.engines.checkpoint import (
+    checkpoint_files,
+    load_states,
+    newest_readable_checkpoint,
+    resume_checkpoint,
+)
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.engines.trainer import AnatoSynthTrainer
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.network_size import check_networks_fit
 
 GENERATOR_PARTS = ("pseudo_mask_generator", "annotation_generator", "image_generator")
 
@@ -117,6 +123,9 @@ class AcisTrainer(AnatoSynthTrainer):
             raise ConfigError(
                 f"generators: unknown parts {unknown}; expected some of {list(GENERATOR_PARTS)}"
             )
+        pair = unwrap(network)  # the critic and the discriminator are not told the image size
+        if hasattr(pair, "size_multiple"):
+            check_networks_fit(pair.spatial_size, critic, discriminator, multiple=pair.size_multiple)
         model = None if model_file is None else network
         super().__init__(device, max_epochs, train_data_loader, model=model, model_file=model_file, **kwargs)
         self.phase, self.n_critic = int(phase), int(n_critic)
@@ -142,26 +151,35 @@ class AcisTrainer(AnatoSynthTrainer):
                 objects[name] = getattr(self, name)
         return objects
 
+    def restore(self) -> bool:
+        """With ``resume``, before the run: this phase's newest readable checkpoint; phase 2 without one
+        of its own (phase 1 finished, phase 2 never ran) starts from phase 1's networks at ``STARTED``."""
+        if self.init_dir is not None and not checkpoint_files(self.checkpoint_dir):
+            return True
+        message = f"phase {self.phase}: resuming from"
+        self.restored_from = resume_checkpoint(
+            self.checkpoint_dir, self.all_checkpoint_objects(), self, message
+        )
+        return self.state.epoch < self.state.max_epochs
+
     def load_start_state(self, engine: Engine) -> None:
-        """At ``STARTED``: resume from this phase's checkpoint, or start phase 2 from phase 1's."""
+        """At ``STARTED``: a fresh run sets aside an earlier run's files; phase 2, unless it resumed from
+        its own checkpoint, starts from the networks of phase 1's newest readable checkpoint."""
+        super().load_start_state(engine)
+        if self.init_dir is None or self.restored_from is not None:
+            return
         if idist.get_world_size() > 1:
             idist.barrier()  # rank 0 may still be writing the checkpoint of the previous phase
-        own = checkpoint_files(self.checkpoint_dir) if self.resume else []
-        if own:
-            load_checkpoint(
-                own[-1], self.all_checkpoint_objects(), engine, f"phase {self.phase}: resuming from"
+        if not checkpoint_files(self.init_dir):
+            raise ConfigError(
+                f"phase {self.phase} starts from phase 1, but {self.init_dir} holds no "
+                "latest_checkpoint_epoch=N.pt; run phase 1 first (run id 'phase1' or 'training')"
             )
-        elif self.init_dir is not None:
-            if not checkpoint_files(self.init_dir):
-                raise ConfigError(
-                    f"phase {self.phase} starts from phase 1, but {self.init_dir} holds no "
-                    "latest_checkpoint_epoch=N.pt; run phase 1 first (run id 'phase1' or 'training')"
-                )
-            nets = {"network": self.network, "critic": self.critic, "discriminator": self.discriminator}
-            message = f"phase {self.phase}: starting from the networks of"
-            load_checkpoint(checkpoint_files(self.init_dir)[-1], nets, engine, message)
-        elif self.resume:
-            latest_checkpoint(self.checkpoint_dir)  # raises: resume without a checkpoint
+        use = f"phase {self.phase} starts from the networks of phase 1's epoch {{epoch}}"
+        path, state = newest_readable_checkpoint(self.init_dir, engine.state.device, engine.logger, use)
+        nets = {"network": self.network, "critic": self.critic, "discriminator": self.discriminator}
+        load_states(state, nets, engine, path)
+        engine.logger.info(f"phase {self.phase}: starting from the networks of {path}")
 
     def _latent(self, batch_size: int) -> torch.Tensor:
         return torch.randn(unwrap(self.network).latent_shape(batch_size), device=self.state.device)

@@ -30,6 +30,7 @@ starts, as in SPADE, from a convolution of the downsampled mask.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -40,7 +41,9 @@ from anatosynth_components.anatomask.gnn_sif import GNNSIF
 from anatosynth_components.anatomask.noise3d import NoiseInjection3D
 from anatosynth_components.anatomask.spade import SPADEResBlock
 from anatosynth_components.anatomask.spectral import prepare_scriptable
+from anatosynth_components.checks import check_positive_int, check_spatial_size
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.network_size import Depth, check_depths_fit, lowest_level_problem, plural
 
 
 def _conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -55,7 +58,9 @@ class AnatoMaskGenerator(nn.Module):
     Args:
         num_classes: K, channels of the one-hot mask (background included).
         num_slices: n, slices per stack (GNN-SIF's graph size; any n works without GNN-SIF).
-        spatial_size: (H, W), divisible by 2 ** (len(channel_mults) - 1).
+        spatial_size: (H, W), divisible by 2 ** (len(channel_mults) - 1), with more than one value at
+            the lowest level (SPADE's instance norm): at least 64 x 64 (or 32 x 64) for the default
+            channel_mults; :meth:`check_size` says what fits.
         base_channels: channel unit (the paper's SPADE: 64).
         channel_mults: channels per level, lowest resolution first, in units of ``base_channels``;
             the default (16, 16, 8, 4, 2, 1) is SPADE's 7x7 -> 224x224 decoder.
@@ -107,9 +112,19 @@ class AnatoMaskGenerator(nn.Module):
     ) -> None:
         super().__init__()
         levels = len(channel_mults)
-        self.spatial_size = tuple(int(s) for s in spatial_size)
-        if any(s % 2 ** (levels - 1) for s in self.spatial_size):
-            raise ValueError(f"spatial_size {self.spatial_size} must be divisible by 2 ** {levels - 1}")
+        if levels < 1:
+            raise ConfigError(f"channel_mults must hold at least one entry, got {list(channel_mults)}")
+        self.size_multiple = 2 ** (levels - 1)  # spatial_size / size_multiple at the lowest level
+        self.spatial_size = check_spatial_size(
+            spatial_size,
+            2,
+            self.size_multiple,
+            f"channel_mults has {levels} entries: {self.depth().how} down to the lowest level",
+            "a channel_mults with fewer entries",
+            lambda size: lowest_level_problem(size, [self.depth()]) is None,
+        )
+        self.check_size(self.spatial_size)
+        check_positive_int("num_slices", num_slices)
         self.num_classes, self.num_slices = num_classes, num_slices
         self.use_gnn_sif, self.use_noise3d = use_gnn_sif, use_noise3d
         ch = [base_channels * m for m in channel_mults]
@@ -122,6 +137,13 @@ class AnatoMaskGenerator(nn.Module):
             raise ConfigError(
                 "use_gnn_sif needs the encoder (use_encoder true): GNN-SIF fuses encoder features"
             )
+        for k in range(gnn_levels) if use_gnn_sif else ():
+            if ch[k] % 8:
+                raise ConfigError(
+                    f"use_gnn_sif needs base_channels * channel_mults[{k}] divisible by 8 (GNN-SIF splits "
+                    f"the channels into halves, quarters and eighths), got {base_channels} * "
+                    f"{channel_mults[k]} = {ch[k]}"
+                )
         if self.use_encoder:  # encoder: half resolution down to the lowest level
             width = [ch[0]] + [max(c // 4, 16) for c in ch[1:]]
             self.enc_in = _conv_block(num_classes, width[-2], 2)
@@ -161,6 +183,23 @@ class AnatoMaskGenerator(nn.Module):
             else {}
         )
         self.to_image = nn.Conv2d(ch[-1], 1, 3, padding=1)
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` unless slices of ``spatial_size`` (divisible by :attr:`size_multiple`) leave
+        more than one value at the lowest level, where SPADE's instance norm works; the message gives the
+        smallest spatial_size (a multiple of ``multiple`` too) and the longest channel_mults that fit.
+
+        >>> AnatoMaskGenerator(3, 2, (64, 64), base_channels=1).check_size((32, 32))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [32, 32] is too small for channel_mults ...
+        """
+        check_depths_fit(spatial_size, [self.depth()], math.lcm(self.size_multiple, multiple))
+
+    def depth(self) -> Depth:
+        """The lowest level is ``spatial_size / size_multiple`` (one halving per level below the top)."""
+        halvings = self.size_multiple.bit_length() - 1
+        return Depth("channel_mults", halvings + 1, self.size_multiple, plural(halvings, "halving"))
 
     @staticmethod
     def _block_layout(blocks_per_level: Sequence[int] | None, levels: int) -> tuple[int, ...]:

@@ -21,9 +21,13 @@ in a slice, so it is exactly 0 when the generated image equals the real one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from anatosynth_components.network_size import check_size_fits
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -115,6 +119,26 @@ class GTCClassifier(nn.Module):
         self.texture = mlp(2 * scales)
         self.gray = mlp(4 * scales)
         self.combine = nn.Linear(2, 1)  # S_class = a * s_texture + b * s_gray + c
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` unless every side of ``spatial_size`` is at least ``2 ** (scales - 1)``, the
+        average pooling of the coarsest scale.
+
+        >>> GTCClassifier(3).check_size((2, 8))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [2, 8] is too small for G-TC's 3 scales ...
+        """
+        pool = 2 ** (self.scales - 1)
+        check_size_fits(
+            spatial_size,
+            lambda size: (
+                None
+                if min(size) >= pool
+                else f"G-TC's {self.scales} scales (the coarsest average-pools the image by {pool})"
+            ),
+            multiple,
+        )
 
     def forward(self, image: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         texture, gray, present = gtc_descriptors(image, masks, self.scales)

@@ -19,6 +19,7 @@ from anatosynth_components.anatomask.net import one_hot_stack
 from anatosynth_components.anatomask.step import anatomask_train_step
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.engines.trainer import AnatoSynthTrainer
+from anatosynth_components.network_size import check_networks_fit
 
 
 class AnatoMaskTrainer(AnatoSynthTrainer):
@@ -64,6 +65,11 @@ class AnatoMaskTrainer(AnatoSynthTrainer):
         opt_d: torch.optim.Optimizer,
         **kwargs: Any,
     ) -> None:
+        generator = getattr(unwrap(network), "generator", None)
+        if generator is not None:  # the discriminator and G-TC are not told the slice size
+            gtc = getattr(loss, "gtc", None)
+            parts = [discriminator] + ([gtc.classifier] if gtc is not None else [])
+            check_networks_fit(generator.spatial_size, *parts, multiple=generator.size_multiple)
         super().__init__(device, max_epochs, train_data_loader, **kwargs)
         self.network, self.discriminator, self.loss = network, discriminator, loss
         self.opt_g, self.opt_d = opt_g, opt_d

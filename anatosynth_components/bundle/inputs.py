@@ -9,6 +9,7 @@ from typing import Any
 
 from anatosynth_components.data.dataset_index import detect_layout, read_dataset
 from anatosynth_components.data.file_names import is_nifti
+from anatosynth_components.data.output_path import check_not_input
 from anatosynth_components.errors import ConfigError, DataError
 
 
@@ -45,9 +46,14 @@ def synthesis_items(
     num_samples: int = 1,
     seed: int = 0,
     split_file: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """One item per label volume and sample: ``{"image": label file, "noise_seed": seed + k,
     "sample": k}`` for ``k < num_samples`` (the label volume is the network's "image").
+
+    ``output_dir`` (the run's output folder) is refused, before any work, when it is the dataset
+    folder (``source``, or the folder holding the file ``source``) or lies inside it: outputs would mix
+    with the dataset, and the next run would read them as inputs.
 
     Example::
 
@@ -57,6 +63,10 @@ def synthesis_items(
     """
     if int(num_samples) < 1:
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+    if output_dir is not None:
+        path = Path(source).expanduser()
+        dataset_folder = path if path.is_dir() else path.parent
+        check_not_input(output_dir, [dataset_folder], what="output_dir", folder="the dataset folder")
     return [
         {"image": f, "noise_seed": int(seed) + k, "sample": k}
         for f in label_files(source, split_file)

@@ -2,10 +2,15 @@
 
 Reads ``IN`` through ``LoadVolumed`` (NIfTI, NRRD, MHA, DICOM folders, ``file.hdf5::study``),
 computes :func:`anatosynth_components.acis.pseudomask.pseudo_mask` with the voxel spacing of the file's
-affine, and writes the pseudo-mask as NIfTI with the input's affine and dtype (atomically).
+affine, and writes the pseudo-mask with the input's affine and dtype (atomically) as NIfTI, NRRD or MHA,
+after its suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``).
 ``--seeds-out`` writes the seed voxel indices as an (N, ndim) int64 ``.npy``; ``--png`` a montage
 of the middle slice along each axis: image | density | pseudo-mask | pseudo-mask with cell borders
 (blue) and the seeds that lie in the slice (red); CT in HU is shown in the abdomen window (-160, 240) HU.
+
+Every output is checked before any work (:func:`check_outputs`): none may be the input file (or a link
+to it) or lie inside an input folder, each needs a writer for its suffix, and its folder is created or
+must be writable; the error names the path.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import numpy as np
 
 from anatosynth_components.acis.pseudomask.density import DEFAULT_BANDWIDTH_MM, DEFAULT_FLOOR
 from anatosynth_components.acis.pseudomask.edges import DEFAULT_HIGH_THRESHOLD, DEFAULT_LOW_THRESHOLD
-from anatosynth_components.atomic import atomic_path, write_nifti
+from anatosynth_components.atomic import VOLUME_WRITERS, atomic_path, write_volume
+from anatosynth_components.data.output_path import check_distinct, check_output_file, suffix_of
 from anatosynth_components.errors import DataError
 
 #: (option, default, help) of the numeric pseudo-mask settings whose default is the library's; the
@@ -33,7 +39,7 @@ _LIBRARY_DEFAULTS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="image volume (NIfTI or any format LoadVolumed reads)")
-    parser.add_argument("output", help="pseudo-mask to write (.nii or .nii.gz)")
+    parser.add_argument("output", help=f"pseudo-mask to write ({', '.join(VOLUME_WRITERS)})")
     parser.add_argument("--num-points", type=int, required=True, help="number of seeds N (Voronoi cells)")
     parser.add_argument("--seed", type=int, required=True, help="random seed (same seed, same mask)")
     parser.add_argument("--edge-points", type=int, help="use a random subset of n edge points (Eq. 1's n)")
@@ -71,9 +77,23 @@ def load(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return array, affine, spacing
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output that is the input (or a link to it), two outputs naming one
+    file, a suffix without a writer (a volume for the pseudo-mask, ``.npy`` for ``--seeds-out``, ``.png``
+    for ``--png``) and a folder that cannot be created or written."""
+    check_distinct({"pseudo-mask": args.output, "--seeds-out": args.seeds_out, "--png": args.png})
+    hint = " (a PNG montage is written by --png)" if suffix_of(args.output).lower() == ".png" else ""
+    check_output_file(args.output, [args.input], hint=hint, what="the pseudo-mask output")
+    if args.seeds_out:
+        check_output_file(args.seeds_out, [args.input], suffixes=(".npy",), what="--seeds-out")
+    if args.png:
+        check_output_file(args.png, [args.input], suffixes=(".png",), what="--png")
+
+
 def run(args: argparse.Namespace) -> int:
     from anatosynth_components.acis.pseudomask import pseudo_mask
 
+    check_outputs(args)
     array, affine, spacing = load(args.input)
     result = pseudo_mask(
         array,
@@ -89,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         edge_method=args.edge_method,
         name=args.input,
     )
-    write_nifti(args.output, result.mask, affine)
+    write_volume(args.output, result.mask, affine)
     print(
         f"{args.output}: pseudo-mask {' x '.join(map(str, array.shape))}, {args.num_points} cells, "
         f"spacing {' x '.join(f'{s:.3g}' for s in spacing)} mm, {int(result.edges.sum())} edge voxels, "

@@ -9,6 +9,10 @@ exact configuration, one file per finished cell (a rerun skips them), ``table.md
 ``results.json``.  ``--set KEY=VALUE`` changes any configuration key (JSON values); a folder made
 with another configuration is an error unless ``--overwrite``.
 
+``--scale paper`` needs real data: without ``--dataset-dir`` (or ``--set dataset_dir=...``) it is refused
+with the command that gives one, rather than training the paper-size models on demo phantoms.  A demo
+scale run on generated phantoms says so in a WARNING banner.
+
 ``--bundle`` and ``--acis-bundle`` (and the configuration's ``bundle`` / ``synthetic.acis_bundle``)
 take a bundle folder's path; a bare name such as ``anatomask_oasis`` works only where the package
 runs from a repository checkout that holds ``bundles/<name>`` (see
@@ -37,6 +41,12 @@ EXPERIMENTS = {
     "reconstruction": "ACIS reconstruction, paper Table 2 (SR, deblurring, denoising; ResNet, RED, ESRT)",
 }
 ACIS = ("segmentation", "reconstruction")
+#: the real data each experiment's paper scale is about (the ``--dataset-dir`` of the refusal message)
+PAPER_DATA = {
+    "ablation": "/path/to/OASIS (Learn2Reg OASIS, or the --bundle's own dataset)",
+    "segmentation": "/path/to/lobes (chest CTs with lung-lobe labels: a MONAI datalist JSON, TLobes-style)",
+    "reconstruction": "/path/to/penet (the PENet folder with data.hdf5)",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +133,18 @@ def resolve_bundles(config: dict) -> None:
         synthetic["acis_bundle"] = str(resolve_bundle(synthetic["acis_bundle"], "--acis-bundle"))
 
 
+def require_real_data(experiment: str, config: dict) -> None:
+    """``--scale paper`` without a ``dataset_dir``: a ``ConfigError`` with the command that gives one
+    (the paper-size models are not trained on demo phantoms by accident)."""
+    if config["scale"] == "paper" and config.get("dataset_dir") is None:
+        raise ConfigError(
+            f"--scale paper needs the real data and no --dataset-dir was given (it would train the "
+            f"paper-size models on generated demo phantoms). Give it: anatosynth tables {experiment} "
+            f"--scale paper --dataset-dir {PAPER_DATA[experiment]} (with your other options); or run "
+            f"anatosynth tables {experiment} --scale demo for the CPU-sized check on phantoms"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     module, config = build_config(args)
     if args.show_config:
@@ -130,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(json.dumps(config, indent=2))
         return 0
+    require_real_data(args.experiment, config)
     out = Path(args.out or f"runs/tables/{args.experiment}-{args.scale}")
     doc = module.run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
     print((out / doc["table"]).read_text())

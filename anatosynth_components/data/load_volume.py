@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,25 @@ from monai.transforms import LoadImaged
 
 from anatosynth_components.data.penet import PENetReader
 from anatosynth_components.errors import DataError
+
+
+def gzip_problem(name: Any) -> str | None:
+    """Why the ``.gz`` file ``name`` does not decompress (a truncated download, say), or None when it
+    does or is no ``.gz`` file: the readers then only say they "cannot work out the file type".
+
+    Example: ``gzip_problem("half.nii.gz")`` -> ``"truncated or corrupt gzip data: Compressed file
+    ended before the end-of-stream marker was reached"``.
+    """
+    path = Path(str(name)).expanduser()
+    if not path.name.endswith(".gz") or not path.is_file():
+        return None
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as err:
+        return f"truncated or corrupt gzip data: {err}"
+    return None
 
 
 class LoadVolumed(LoadImaged):
@@ -51,5 +72,6 @@ class LoadVolumed(LoadImaged):
                 raise
             except Exception as err:  # readers raise anything from EOFError to RuntimeError
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                reason = gzip_problem(name) or reason
                 raise DataError(f"{name}: cannot read the {key} file ({reason})") from err
         return d

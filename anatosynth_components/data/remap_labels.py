@@ -16,6 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from scipy import ndimage
 
+from anatosynth_components.data.label_ids import id_ranges, id_sample
 from anatosynth_components.data.label_tables import LabelTable, get_label_table
 from anatosynth_components.data.validate_volume import source_name
 from anatosynth_components.errors import DataError
@@ -38,9 +39,12 @@ def remap_labels(label: np.ndarray, table: LabelTable, name: str = "label") -> n
             f"{name}: label map has non-integer values, e.g. {values[np.mod(values, 1) != 0][:5]}"
         )
     values = values.astype(np.int64)
-    unknown = sorted(set(values.tolist()) - table.known)
+    unknown = set(values.tolist()) - table.known
     if unknown:
-        raise DataError(f"{name}: label ids {unknown} are not in label table {table.name!r}")
+        raise DataError(
+            f"{name}: label ids {id_sample(unknown)} are not in label table {table.name!r} "
+            f"(it knows {id_ranges(table.known)})"
+        )
     lut_size = int(values.max()) + 1 if values.size else 1
     lut = np.zeros(lut_size, dtype=np.int64)
     for src, dst in table.mapping.items():

@@ -3,6 +3,8 @@
 MONAI's ``SaveImaged`` writes straight to the final file name (a crash leaves a truncated file
 that looks valid) and names files with one fixed postfix; inference writes several samples per
 input and must never leave half-written volumes, so this writes through ``atomic.write_nifti``.
+The output folder is created (or found writable) when the transform is built, before any work, and
+a file that would be the input volume itself (or a link to it) is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from monai.transforms import MapTransform
 
 from anatosynth_components.atomic import write_nifti
 from anatosynth_components.data.file_names import image_stem
+from anatosynth_components.data.output_path import check_not_input, check_output_folder
 from anatosynth_components.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +38,8 @@ class SaveSynthesisd(MapTransform):
 
     Args:
         keys: keys of the synthesized volumes.
-        output_dir: folder for the files (created).
+        output_dir: folder for the files (created now; an error names it when it cannot be created or
+            written).
         source_key: key of the input volume whose grid the output takes.
         postfix: added to the input's name.
         num_samples: synthesized samples per input.
@@ -57,7 +61,7 @@ class SaveSynthesisd(MapTransform):
         super().__init__(keys)
         if output_range is not None and (len(output_range) != 2 or output_range[0] >= output_range[1]):
             raise ConfigError(f"output_range must be [low, high] with low < high, got {output_range}")
-        self.output_dir, self.source_key, self.postfix = Path(output_dir), source_key, postfix
+        self.output_dir, self.source_key, self.postfix = check_output_folder(output_dir), source_key, postfix
         self.num_samples, self.sample_key = int(num_samples), sample_key
         self.output_range = None if output_range is None else [float(v) for v in output_range]
 
@@ -88,7 +92,7 @@ class SaveSynthesisd(MapTransform):
                 low, high = self.output_range
                 array = low + array * (high - low)
             path = self.path_for(d, source)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            check_not_input(path, [source], what="the synthesized volume")
             write_nifti(path, array.astype(np.float32), affine)
             logger.info("wrote %s", path)
             d[f"{key}_path"] = str(path)

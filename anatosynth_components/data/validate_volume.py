@@ -11,6 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import convert_to_tensor
 
+from anatosynth_components.data.label_ids import id_ranges, id_sample
 from anatosynth_components.errors import DataError
 
 
@@ -29,7 +30,9 @@ class ValidateVolumed(MapTransform):
     - both are ``spatial_dims``-dimensional with one channel (a 4-D or 2-D file is refused);
     - they have the same spatial shape and (when both carry one) the same affine, within ``affine_atol``;
     - the image has only finite values;
-    - label values are integers and (when ``label_ids`` is given) in ``{0} | label_ids``.
+    - label values are integers and (when ``label_ids`` is given) in ``{0} | label_ids``; the message
+      shows at most 10 unknown ids and their count, and the allowed set exactly
+      (``a.nii.gz: label ids [36, 37] are not in the configured set 0..35``).
 
     Args:
         image_key: key of the image (may be absent when ``allow_missing_keys``); ``None`` for
@@ -87,10 +90,11 @@ class ValidateVolumed(MapTransform):
             bad = values[values != torch.round(values)][:5].tolist()
             raise DataError(f"{lname}: label map has non-integer values, e.g. {bad}")
         if self.label_ids is not None:
-            unknown = sorted({int(v) for v in values.tolist()} - self.label_ids - {0})
+            allowed = self.label_ids | {0}
+            unknown = {int(v) for v in values.tolist()} - allowed
             if unknown:
-                ids = sorted(self.label_ids)
-                raise DataError(f"{lname}: label ids {unknown} are not in the configured set {ids}")
+                shown, expected = id_sample(unknown), id_ranges(allowed)
+                raise DataError(f"{lname}: label ids {shown} are not in the configured set {expected}")
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any]:
         image = data.get(self.image_key) if self.image_key else None

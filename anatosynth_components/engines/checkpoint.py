@@ -2,14 +2,24 @@
 
 :class:`TrainingCheckpoint` saves ``{name: obj.state_dict()}`` of the networks, optimizers, the engine
 (epoch and iteration) and whatever else a trainer names, after every epoch, as
-``<dir>/latest_checkpoint_epoch=N.pt``, with ignite's ``Checkpoint`` and ``DiskSaver(atomic=True)``: the
-file is written under a temporary name and renamed when complete, and the older files are removed only
-after that, so a crash while saving never leaves the directory without a complete checkpoint.  The
-newest ``keep`` files stay (default 2: the previous one is a fallback if the newest is damaged later).
-Files of earlier runs in the folder count too (a resumed run prunes what the run it resumes wrote).
+``<dir>/latest_checkpoint_epoch=N.pt``, with ignite's ``Checkpoint`` and a ``DiskSaver(atomic=True)``
+that also syncs the file to disk (:class:`DurableDiskSaver`): the file is written under a temporary
+name, flushed to the disk and renamed when complete, and the older files are removed only after that,
+so a crash while saving never leaves the directory without a complete checkpoint.  The newest ``keep``
+files stay (default 2: the previous one is the fallback if the newest is damaged later).
 
-The format is the one MONAI's ``CheckpointSaver`` / ``CheckpointLoader`` use, so
-``CheckpointLoader(path, objects)`` resumes from it (:func:`load_checkpoint`).
+Resuming (:func:`resume_checkpoint`) reads the newest checkpoint; when it cannot be read (a truncated
+or foreign file) it says which file and why, and falls back to the newest older one that can be read,
+with a warning naming the epoch it resumes from.
+
+A fresh (not resumed) training into a folder that holds an earlier run's checkpoints first sets that
+run aside (:func:`set_aside_earlier_run`): every file of the folder moves into
+``<dir>/earlier_run_<date>_<time>/`` and the log says so, so that this run's pruning and a later
+``resume`` see only this run's files, and nothing of the earlier run is lost.
+
+The format is the one MONAI's ``CheckpointSaver`` / ``CheckpointLoader`` use (``CheckpointLoader(path,
+objects)`` resumes from it too); :func:`load_states` puts a read checkpoint into the objects with
+ignite's ``Checkpoint.load_objects``, as ``CheckpointLoader`` does.
 
 Example::
 
@@ -28,9 +38,11 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +50,6 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
-from monai.handlers import CheckpointLoader
 from torch import nn
 
 from anatosynth_components.engines.modules import unwrap
@@ -47,6 +58,10 @@ from anatosynth_components.errors import ConfigError, DataError
 #: file name of a training checkpoint (``N`` = the epoch it completed)
 LATEST_PATTERN = re.compile(r"^latest_checkpoint_epoch=(\d+)\.pt$")
 FILENAME_PATTERN = "{filename_prefix}_checkpoint_epoch={global_step}.{ext}"
+#: prefix of the folder an earlier run's files are moved to (:func:`set_aside_earlier_run`)
+EARLIER_RUN_PREFIX = "earlier_run_"
+
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_files(folder: str | os.PathLike | None) -> list[str]:
@@ -55,6 +70,18 @@ def checkpoint_files(folder: str | os.PathLike | None) -> list[str]:
         return []
     found = [(int(m.group(1)), p) for p in Path(folder).iterdir() if (m := LATEST_PATTERN.match(p.name))]
     return [str(p) for _, p in sorted(found)]
+
+
+def checkpoint_epoch(path: str | os.PathLike) -> int:
+    """The epoch ``N`` in the name ``latest_checkpoint_epoch=N.pt`` of ``path``.
+
+    >>> checkpoint_epoch("models/latest_checkpoint_epoch=12.pt")
+    12
+    """
+    match = LATEST_PATTERN.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path}: not a latest_checkpoint_epoch=N.pt file")
+    return int(match.group(1))
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> str:
@@ -71,13 +98,28 @@ def latest_checkpoint(folder: str | os.PathLike) -> str:
     return files[-1]
 
 
+class DurableDiskSaver(DiskSaver):
+    """ignite's ``DiskSaver`` (atomic: a temporary file renamed when complete) that also flushes the file
+    to the disk (``fsync``) before the rename, so that after a crash or a power cut the newest name never
+    points at a file whose bytes did not reach the disk."""
+
+    def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
+        def save_and_sync(obj: Any, file: Any, **kwargs: Any) -> None:
+            func(obj, file, **kwargs)
+            file.flush()
+            os.fsync(file.fileno())
+
+        super()._save_func(checkpoint, path, save_and_sync)
+
+
 class TrainingCheckpoint:
     """Save ``objects`` to ``folder`` after every epoch of the engine it is attached to.
 
     Args:
         folder: where ``latest_checkpoint_epoch=N.pt`` go (created when missing).
         objects: ``{name: object with state_dict()}``; DDP-wrapped networks are saved unwrapped.
-        keep: how many of the newest files stay (>= 1).
+        keep: how many of the newest files stay (>= 1); older ones are removed only once the new one
+            is completely written.
 
     Rank 0 writes (``DiskSaver(save_on_rank=0)``); every rank may call it.
     """
@@ -88,7 +130,7 @@ class TrainingCheckpoint:
         self.folder, self.keep = Path(folder), int(keep)
         self.checkpoint = Checkpoint(
             dict(objects),
-            DiskSaver(self.folder, atomic=True, create_dir=True, require_empty=False),
+            DurableDiskSaver(self.folder, atomic=True, create_dir=True, require_empty=False),
             filename_prefix="latest",
             filename_pattern=FILENAME_PATTERN,
             n_saved=None,
@@ -105,13 +147,33 @@ class TrainingCheckpoint:
                 Path(path).unlink(missing_ok=True)
 
 
-def load_checkpoint(
-    path: str | os.PathLike, objects: Mapping[str, Any], engine: Engine, message: str = "resuming from"
-) -> None:
-    """Load ``objects`` (networks, optimizers, the engine, ...) from ``path`` with MONAI's
-    ``CheckpointLoader`` (the engine keeps its own ``max_epochs``); logs ``"{message} {path}"``."""
-    engine.logger.info(f"{message} {path}")
-    CheckpointLoader(str(path), dict(objects), map_location=engine.state.device)(engine)
+def set_aside_earlier_run(folder: str | os.PathLike, log: logging.Logger = logger) -> Path | None:
+    """Move the files of ``folder`` into ``folder/earlier_run_<date>_<time>/`` when it holds
+    ``latest_checkpoint_epoch=N.pt`` files (an earlier run's); returns that folder, or ``None``.
+
+    A fresh training calls it before its first save: its pruning and a later ``resume`` then see only
+    its own files.  Plain files move (the checkpoints and what the run wrote beside them, e.g. the best
+    model ``model.pt`` and its record); subfolders stay.  The warning names the files and where they went.
+    """
+    folder = Path(folder)
+    if not checkpoint_files(folder):
+        return None
+    stamp = time.strftime("%Y-%m-%d_%H%M%S")
+    target, n = folder / f"{EARLIER_RUN_PREFIX}{stamp}", 1
+    while target.exists():
+        n += 1
+        target = folder / f"{EARLIER_RUN_PREFIX}{stamp}_{n}"
+    target.mkdir()
+    moved = sorted(p.name for p in folder.iterdir() if p.is_file() or p.is_symlink())
+    for name in moved:
+        os.replace(folder / name, target / name)
+    log.warning(
+        f"{folder} held the checkpoints of an earlier run and this training starts afresh (resume: false): "
+        f"the earlier run's files ({', '.join(moved)}) were moved to {target}. To continue that run instead, "
+        f"move them back into {folder} and run again with --resume true; to keep both runs apart from the "
+        "start, give each its own --bundle_root"
+    )
+    return target
 
 
 def read_checkpoint(path: str | os.PathLike, hint: str, map_location: Any = "cpu") -> dict[str, Any]:
@@ -126,6 +188,90 @@ def read_checkpoint(path: str | os.PathLike, hint: str, map_location: Any = "cpu
     if not isinstance(state, dict):
         raise DataError(f"{path}: expected a dict of state dicts, found {type(state).__name__}")
     return state
+
+
+def newest_readable_checkpoint(
+    folder: str | os.PathLike,
+    map_location: Any = "cpu",
+    log: logging.Logger = logger,
+    use: str = "resuming from epoch {epoch} (the epochs after it are trained again)",
+) -> tuple[str, dict[str, Any]]:
+    """``(path, states)`` of the newest checkpoint of ``folder`` that can be read.
+
+    A newer one that cannot be read (truncated, foreign) is skipped with a warning naming it, the
+    reason, the file used instead and ``use`` (what is done with it; ``{epoch}`` is its epoch).  Raises
+    a ``ConfigError`` when ``folder`` holds no checkpoint and a ``DataError`` naming every file when
+    none can be read.
+    """
+    files = checkpoint_files(folder)
+    if not files:
+        latest_checkpoint(folder)  # raises the ConfigError that says how to make one
+    problems: list[str] = []
+    for path in reversed(files):
+        try:
+            state = read_checkpoint(path, "it was listed a moment ago", map_location)
+        except DataError as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            note = use.format(epoch=checkpoint_epoch(path))
+            log.warning(f"{'; '.join(problems)}. Falling back to the previous checkpoint {path}: {note}")
+        return path, state
+    raise DataError(
+        f"{folder}: no checkpoint can be read, so there is nothing to resume from: {'; '.join(problems)}. "
+        "Train without resume (the unreadable files are set aside) or restore the files from a backup"
+    )
+
+
+def load_states(
+    state: Mapping[str, Any], objects: Mapping[str, Any], engine: Engine, path: str | os.PathLike
+) -> None:
+    """Load the read checkpoint ``state`` (of file ``path``) into ``objects`` with ignite's
+    ``Checkpoint.load_objects``, as MONAI's ``CheckpointLoader`` does: the engine keeps its own
+    ``max_epochs``, and a checkpoint that has trained more epochs than that is a ``ConfigError``."""
+    missing = sorted(set(objects) - set(state))
+    if missing:
+        raise DataError(
+            f"{path}: no {missing} entries (found {sorted(state)}); was it written by a trainer with other "
+            "settings (another method, or amp on / off)?"
+        )
+    max_epochs = engine.state.max_epochs
+    try:
+        Checkpoint.load_objects(to_load=dict(objects), checkpoint=dict(state))
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path}: the checkpoint does not fit the configured trainer (different sizes, channels or "
+            f"switches in the config than when it was written?): {type(exc).__name__}: {exc}"
+        ) from exc
+    if max_epochs is not None and engine.state.epoch > max_epochs:
+        raise ConfigError(
+            f"{path}: the checkpoint has trained {engine.state.epoch} epochs, more than "
+            f"max_epochs={max_epochs}; to train further from it, set max_epochs above {engine.state.epoch} "
+            "(in a bundle: --train#trainer#max_epochs)"
+        )
+    engine.state.max_epochs = max_epochs
+
+
+def load_checkpoint(
+    path: str | os.PathLike, objects: Mapping[str, Any], engine: Engine, message: str = "resuming from"
+) -> None:
+    """Load ``objects`` (networks, optimizers, the engine, ...) from the file ``path`` (errors name it);
+    the engine keeps its own ``max_epochs``; logs ``"{message} {path}"``."""
+    state = read_checkpoint(path, "train once first", map_location=engine.state.device)
+    load_states(state, objects, engine, path)
+    engine.logger.info(f"{message} {path}")
+
+
+def resume_checkpoint(
+    folder: str | os.PathLike, objects: Mapping[str, Any], engine: Engine, message: str = "resuming from"
+) -> str:
+    """Load ``objects`` from the newest readable checkpoint of ``folder``
+    (:func:`newest_readable_checkpoint`: a damaged newest file falls back to the previous one, with a
+    warning); logs ``"{message} {path} (epoch N of M)"`` and returns the path."""
+    path, state = newest_readable_checkpoint(folder, engine.state.device, engine.logger)
+    load_states(state, objects, engine, path)
+    engine.logger.info(f"{message} {path} (epoch {engine.state.epoch} of {engine.state.max_epochs})")
+    return path
 
 
 def load_network(network: nn.Module, path: str | os.PathLike, hint: str, key: str | None = None) -> nn.Module:

@@ -14,8 +14,12 @@ one method, :meth:`AnatoSynthTrainer.train_step`.  What they share is here, once
   ``engine.state.metrics``, printed by ``StatsHandler``);
 - ignite's ``TerminateOnNan`` on the ``losses``, then a ``FloatingPointError`` naming the non-finite
   terms (before any checkpoint or validation of that epoch could run);
-- one checkpoint mechanism (:class:`TrainingCheckpoint`: ignite ``Checkpoint`` + ``DiskSaver(atomic=True)``,
-  the previous file kept until the next is complete) with ``resume``;
+- one checkpoint mechanism (:class:`TrainingCheckpoint`: ignite ``Checkpoint`` + an atomic, synced
+  ``DiskSaver``, the previous file kept until the next is complete) with ``resume``: the newest readable
+  checkpoint is loaded before the run starts (a damaged newest one falls back to the previous one with a
+  warning), so ignite's "Engine run resuming from iteration I, epoch N" line shows the restored epoch;
+  a fresh run (no ``resume``) first sets aside the checkpoints an earlier run left in its folder
+  (:func:`~anatosynth_components.engines.checkpoint.set_aside_earlier_run`), so reruns in one folder work;
 - optionally the weights of the trained ``model`` written to ``model_file`` after every epoch (what a
   bundle's ``models/model.pt`` or ``registration.pt`` holds), atomically, by rank 0.
 
@@ -60,7 +64,11 @@ from torch import nn
 
 from anatosynth_components.atomic import atomic_path
 from anatosynth_components.checks import non_empty
-from anatosynth_components.engines.checkpoint import TrainingCheckpoint, latest_checkpoint, load_checkpoint
+from anatosynth_components.engines.checkpoint import (
+    TrainingCheckpoint,
+    resume_checkpoint,
+    set_aside_earlier_run,
+)
 from anatosynth_components.engines.epoch_means import EpochMeans
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.engines.precision import Precision
@@ -79,7 +87,9 @@ class AnatoSynthTrainer(Trainer):
         checkpoint_dir: folder of the training checkpoints ``latest_checkpoint_epoch=N.pt`` (networks,
             optimizers, loss scaler and the engine's epoch and iteration) written after every epoch;
             ``None`` saves nothing.
-        resume: start from the newest checkpoint of ``checkpoint_dir`` (an error if there is none).
+        resume: start from the newest readable checkpoint of ``checkpoint_dir`` (an error if there is
+            none); without it, the files of an earlier run in ``checkpoint_dir`` are moved into
+            ``checkpoint_dir/earlier_run_<date>_<time>/`` when training starts (said in the log).
         keep_checkpoints: how many of the newest checkpoints stay in ``checkpoint_dir``.
         model, model_file: after every epoch, rank 0 writes ``unwrap(model).state_dict()`` to
             ``model_file`` (atomically); give both or neither.
@@ -129,12 +139,14 @@ class AnatoSynthTrainer(Trainer):
         self.resume, self.keep_checkpoints = bool(resume), int(keep_checkpoints)
         self.model, self.model_file = model, None if model_file is None else str(model_file)
         self.means = EpochMeans(self)
-        self._prepared = False
+        self._prepared = self._started = False
+        #: the checkpoint :meth:`restore` loaded (``None``: a fresh start)
+        self.restored_from: str | None = None
         self.add_event_handler(
             Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda output: output["losses"])
         )
         self.add_event_handler(Events.TERMINATE, self._stop_on_non_finite)
-        self.add_event_handler(Events.STARTED, lambda engine: self.load_start_state(engine))
+        self.add_event_handler(Events.STARTED, self._start_once)
         if self.model_file is not None:
             self.add_event_handler(Events.EPOCH_COMPLETED, self._save_model)
 
@@ -159,9 +171,19 @@ class AnatoSynthTrainer(Trainer):
         return objects
 
     def run(self) -> None:  # type: ignore[override]
-        """Train (``Trainer.run``), attaching the checkpoint handler on the first call."""
+        """Train (``Trainer.run``), attaching the checkpoint handler on the first call.
+
+        With ``resume``, the first call loads the checkpoint before ignite starts (:meth:`restore`); when
+        that checkpoint has already trained ``max_epochs`` epochs it says so and trains nothing.
+        """
         if not self._prepared:
             self._prepared = True
+            if self.resume and not self.restore():
+                self.logger.info(
+                    f"nothing to train: the checkpoint has completed all {self.state.max_epochs} epochs "
+                    "(raise max_epochs, in a bundle --train#trainer#max_epochs, to train further)"
+                )
+                return
             if self.checkpoint_dir is not None:
                 TrainingCheckpoint(
                     self.checkpoint_dir, self.all_checkpoint_objects(), self.keep_checkpoints
@@ -170,10 +192,18 @@ class AnatoSynthTrainer(Trainer):
                 self.logger.info(f"mixed precision: {self.precision}")
         super().run()
 
+    def restore(self) -> bool:
+        """With ``resume``, before the run: load the newest readable checkpoint of ``checkpoint_dir``
+        into :meth:`all_checkpoint_objects` (networks, optimizers, scaler, this engine's epoch and
+        iteration).  Returns whether epochs are left to train."""
+        self.restored_from = resume_checkpoint(self.checkpoint_dir, self.all_checkpoint_objects(), self)
+        return self.state.epoch < self.state.max_epochs
+
     def load_start_state(self, engine: Engine) -> None:
-        """At ``STARTED``: with ``resume``, load the newest checkpoint of ``checkpoint_dir``."""
-        if self.resume:
-            load_checkpoint(latest_checkpoint(self.checkpoint_dir), self.all_checkpoint_objects(), engine)
+        """At the first ``STARTED`` (after the handlers given to the trainer, e.g. a loader of pretrained
+        weights): a fresh run (no ``resume``) sets aside an earlier run's files of ``checkpoint_dir``."""
+        if not self.resume and self.checkpoint_dir is not None and idist.get_rank() == 0:
+            set_aside_earlier_run(self.checkpoint_dir, self.logger)
 
     def to_device(self, batch: Mapping[str, Any], key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``batch[key]`` as a plain tensor (no MetaTensor meta data) on the engine's device."""
@@ -188,6 +218,11 @@ class AnatoSynthTrainer(Trainer):
         output = self.train_step(batchdata)
         self.means.update(engine, output["losses"])
         return output
+
+    def _start_once(self, engine: Engine) -> None:
+        if not self._started:
+            self._started = True
+            self.load_start_state(engine)
 
     def _stop_on_non_finite(self, engine: Engine) -> None:
         losses = (

@@ -4,11 +4,13 @@ scaling of the ACIS experiments."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from monai.transforms import Lambdad, ScaleIntensityRanged, Transform
 
+from anatosynth_components.bundle.dataset import demo_data_banner
 from anatosynth_components.data.demo.generate import generate_demo
 from anatosynth_components.data.validate_volume import source_name
 from anatosynth_components.errors import DataError
@@ -16,6 +18,8 @@ from anatosynth_components.experiments.results_folder import ResultsFolder
 from anatosynth_components.experiments.synthetic import check_unit_range
 
 #: ACIS paper Sec. 3.1: "CT clipped to HU [-1000, 600]" and scaled to [0, 1], on ``data["image"]``
+logger = logging.getLogger(__name__)
+
 CHEST_CT_TO_UNIT = ScaleIntensityRanged("image", a_min=-1000, a_max=600, b_min=0, b_max=1, clip=True)
 
 
@@ -39,11 +43,12 @@ def resolve_dataset_dir(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def dataset_root(config: dict[str, Any], folder: ResultsFolder, progress: bool = True) -> Path:
-    """``dataset_dir``, or the demo dataset ``config["demo"]`` (kind, subjects, seed, optional shape)."""
+    """``dataset_dir``, or the demo dataset ``config["demo"]`` (kind, subjects, seed, optional shape),
+    generated once into the results folder and announced by a WARNING banner."""
     if config["dataset_dir"] is not None:
         return Path(config["dataset_dir"])
     demo = config["demo"]
-    return generate_demo(
+    path = generate_demo(
         demo["kind"],
         folder.root / "data" / demo["kind"],
         subjects=demo["subjects"],
@@ -51,3 +56,6 @@ def dataset_root(config: dict[str, Any], folder: ResultsFolder, progress: bool =
         shape=demo.get("shape"),
         progress=progress,
     )
+    hint = "--dataset-dir /path/to/dataset (any layout `anatosynth inspect` reads)"
+    logger.warning("\n%s", demo_data_banner(demo["kind"], path.resolve(), demo["subjects"], hint))
+    return path

@@ -14,7 +14,7 @@ written under temporary names and renamed when complete.
 Example::
 
     result = package_bundle("bundles/anatomask_oasis", "dist")
-    result.zip_path   # dist/anatomask_oasis_v0.3.0.zip
+    result.zip_path   # dist/anatomask_oasis_v0.4.0.zip
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ from anatosynth_components.acis.refinement.reinforce import EmaBaseline, reinfor
 from anatosynth_components.acis.refinement.uncertainty import AppearanceUncertainty
 from anatosynth_components.checks import non_negative
 from anatosynth_components.engines.checkpoint import load_network
+from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.engines.trainer import AnatoSynthTrainer
 from anatosynth_components.errors import ConfigError, DataError
+from anatosynth_components.network_size import check_networks_fit
 
 
 class AcisRefiner(AnatoSynthTrainer):
@@ -98,6 +100,9 @@ class AcisRefiner(AnatoSynthTrainer):
         baseline_momentum: float = 0.9,
         **kwargs: Any,
     ) -> None:
+        size = getattr(unwrap(pm_generator), "spatial_size", None)
+        if size is not None:  # the registration network is not told the image size
+            check_networks_fit(size, registration_network)
         super().__init__(device, max_epochs, train_data_loader, **kwargs)
         if registration_checkpoint is not None:
             load_network(registration_network, registration_checkpoint, registration_hint)

@@ -45,8 +45,14 @@ from monai.networks.blocks import Convolution, Warp
 from monai.networks.nets import VoxelMorph, VoxelMorphUNet
 from torch import nn
 
-from anatosynth_components.checks import check_channels, check_fraction, check_spatial_dims
+from anatosynth_components.checks import (
+    check_channels,
+    check_fraction,
+    check_spatial_dims,
+    check_spatial_size,
+)
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.network_size import plural
 
 
 class DiffeomorphicRegistration(VoxelMorph):
@@ -103,6 +109,28 @@ class DiffeomorphicRegistration(VoxelMorph):
         self.warp = Warp(mode="bilinear", padding_mode="border")
         self.in_channels = int(in_channels)
         self.size_multiple = 2 ** (len(channels) // 2)
+        self.num_channels = len(channels)
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1) -> None:
+        """``ConfigError`` unless every side of ``spatial_size`` is divisible by :attr:`size_multiple` (the
+        backbone halves the images ``len(channels) // 2`` times and has no norm, so no other minimum).
+
+        >>> DiffeomorphicRegistration(2, channels=(8, 8, 8, 8)).check_size((18, 16))
+        ...                                        # doctest: +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [18, 16]: every size must be divisible by 4
+        (registration_channels has 4 entries: 2 halvings); [18] are not: use [16, 16] or [20, 16], or fewer
+        registration_channels
+        """
+        halvings = self.num_channels // 2
+        check_spatial_size(
+            spatial_size,
+            self.spatial_dims,
+            self.size_multiple,
+            f"registration_channels has {self.num_channels} entries: {plural(halvings, 'halving')}",
+            "fewer registration_channels",
+        )
 
     def velocity(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         """The stationary velocity field v (B, spatial_dims, *S) in voxels, before integration."""
@@ -137,12 +165,7 @@ class DiffeomorphicRegistration(VoxelMorph):
                 f"expected (B, {self.in_channels}, *S) images with {self.spatial_dims} spatial dims, "
                 f"got {tuple(moving.shape)}"
             )
-        bad = [s for s in moving.shape[2:] if s % self.size_multiple]
-        if bad:
-            raise ValueError(
-                f"image size {tuple(moving.shape[2:])}: every size must be divisible by {self.size_multiple} "
-                f"(2 ** the registration U-Net's levels); {bad} are not"
-            )
+        self.check_size(moving.shape[2:])
 
 
 @contextmanager

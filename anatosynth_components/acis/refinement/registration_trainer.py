@@ -21,7 +21,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -34,6 +34,7 @@ from anatosynth_components.acis.refinement.registration_loss import Registration
 from anatosynth_components.engines.modules import unwrap
 from anatosynth_components.engines.trainer import AnatoSynthTrainer
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.network_size import check_networks_fit
 
 #: what trains ``registration.pt`` (named in the error when it is missing)
 REGISTRATION_HINT = (
@@ -56,6 +57,8 @@ class RegistrationTrainer(AnatoSynthTrainer):
         loss: :class:`RegistrationLoss`.
         num_classes: label classes including background; needed when the loss has a Dice term.
         model_file: ``registration.pt``: the network's state dict, written after every epoch; or None.
+        spatial_size: the images' spatial size, when known: checked against the network's depth at
+            start-up (a ``ConfigError`` naming ``registration_channels`` and a size that works).
         kwargs: ``amp``, ``checkpoint_dir``, ``resume``, ``train_handlers``, ... of
             :class:`~anatosynth_components.engines.AnatoSynthTrainer` (the checkpoint holds the network,
             the optimizer and the engine state).
@@ -75,8 +78,11 @@ class RegistrationTrainer(AnatoSynthTrainer):
         loss: RegistrationLoss,
         num_classes: int | None = None,
         model_file: str | None = None,
+        spatial_size: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
+        if spatial_size is not None:
+            check_networks_fit(spatial_size, network)
         if loss.uses_labels and (num_classes is None or int(num_classes) < 2):
             raise ConfigError(
                 f"lambda_dice > 0 needs num_classes >= 2 (background included), got {num_classes}"

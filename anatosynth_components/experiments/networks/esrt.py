@@ -47,6 +47,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,7 @@ from torch import nn
 
 from anatosynth_components.errors import ConfigError
 from anatosynth_components.experiments.networks.resnet import subpixel_upsampler
+from anatosynth_components.network_size import check_size_fits
 
 
 class Scale(nn.Module):
@@ -243,6 +245,30 @@ class ESRT(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.scale = scale
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1, key: str = "spatial_size") -> None:
+        """``ConfigError`` unless high-resolution images of ``spatial_size`` (``key``: the slices' or the
+        training patches') give low-resolution inputs (``spatial_size / scale``) of at least 2 x 2, which
+        the high-frequency filter's 2 x 2 average pooling needs.
+
+        >>> ESRT(scale=4, channels=8, num_heads=2).check_size((4, 8))  # doctest: +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: spatial_size [4, 8] is too small for ESRT at scale 4 (1 x 2
+        low-resolution input; its high-frequency filter average-pools 2 x 2): use spatial_size of at least
+        [8, 8] (each side a multiple of 4)
+        """
+        check_size_fits(
+            spatial_size,
+            lambda size: (
+                None
+                if min(size) // self.scale >= 2
+                else f"ESRT at scale {self.scale} ({' x '.join(str(s // self.scale) for s in size)} "
+                "low-resolution input; its high-frequency filter average-pools 2 x 2)"
+            ),
+            math.lcm(self.scale, multiple),
+            key=key,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.head(x)

@@ -18,11 +18,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.networks.layers import Conv
 from torch import nn
 
 from anatosynth_components.errors import ConfigError, DataError
+from anatosynth_components.network_size import check_size_fits
 
 
 class REDCNN(nn.Module):
@@ -55,6 +58,28 @@ class REDCNN(nn.Module):
         self.decoder = nn.ModuleList([deconv(features, outs[i], kernel_size) for i in range(5)])
         self.trim = 5 * (kernel_size - 1)
         self.relu = nn.ReLU()
+
+    def check_size(self, spatial_size: Sequence[int], multiple: int = 1, key: str = "spatial_size") -> None:
+        """``ConfigError`` unless inputs of ``spatial_size`` (``key``: the size the network is given, the
+        slices' or the training patches') exceed the pixels the five unpadded convolutions trim.
+
+        >>> REDCNN(features=4).check_size((16, 16), key="train_patch")  # doctest: +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: train_patch [16, 16] is too small for RED-CNN's five
+        unpadded 5 x 5 convolutions, which trim 20 pixels: use train_patch of at least [21, 21]
+        """
+        k = self.trim // 5 + 1
+        check_size_fits(
+            spatial_size,
+            lambda size: (
+                None
+                if min(size) > self.trim
+                else f"RED-CNN's five unpadded {k} x {k} convolutions, which trim {self.trim} pixels"
+            ),
+            multiple,
+            key=key,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if any(s <= self.trim for s in x.shape[2:]):
