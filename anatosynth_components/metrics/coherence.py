@@ -28,11 +28,9 @@ from __future__ import annotations
 import math
 
 import torch
-from monai.metrics import PSNRMetric
-from monai.utils import MetricReduction
 
-from anatosynth_components.checks import check_spatial_axis
 from anatosynth_components.metrics.volume_slices import (
+    SliceAxisPSNRMetric,
     check_label_map,
     check_volume_pair,
     foreground_slices,
@@ -41,7 +39,7 @@ from anatosynth_components.metrics.volume_slices import (
 )
 
 
-class CoherenceMetric(PSNRMetric):
+class CoherenceMetric(SliceAxisPSNRMetric):
     """Inter-slice coherence in dB of synthetic vs real volumes (B, 1, X, Y, Z) in [0, 1] -> (B, 1);
     over the neighbouring foreground slices of ``label_map`` when it is given.
 
@@ -72,16 +70,6 @@ class CoherenceMetric(PSNRMetric):
         >>> metric(flicker, real, label_map=labels)
         tensor([[12.0412]])
     """
-
-    def __init__(
-        self,
-        slice_axis: int = 2,
-        max_val: float = 1.0,
-        reduction: MetricReduction | str = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-    ) -> None:
-        super().__init__(max_val=max_val, reduction=reduction, get_not_nans=get_not_nans)
-        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
 
     def _compute_tensor(  # type: ignore[override]
         self, y_pred: torch.Tensor, y: torch.Tensor, label_map: torch.Tensor | None = None

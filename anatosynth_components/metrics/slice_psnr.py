@@ -16,14 +16,16 @@ are left out. A slice synthesised exactly gives +inf, so the mean is +inf only i
 from __future__ import annotations
 
 import torch
-from monai.metrics import PSNRMetric
-from monai.utils import MetricReduction
 
-from anatosynth_components.checks import check_spatial_axis
-from anatosynth_components.metrics.volume_slices import check_volume_pair, scatter_scores, slice_selection
+from anatosynth_components.metrics.volume_slices import (
+    SliceAxisPSNRMetric,
+    check_volume_pair,
+    scatter_scores,
+    slice_selection,
+)
 
 
-class SlicePSNRMetric(PSNRMetric):
+class SlicePSNRMetric(SliceAxisPSNRMetric):
     """Mean per-slice PSNR (dB) of synthetic vs real volumes (B, 1, X, Y, Z) in [0, 1] -> (B, 1),
     over the foreground slices of ``label_map`` when it is given.
 
@@ -53,16 +55,6 @@ class SlicePSNRMetric(PSNRMetric):
         >>> round(float(SlicePSNRMetric(slice_axis=2)(synthetic, real, label_map=labels)), 3)
         30.0
     """
-
-    def __init__(
-        self,
-        slice_axis: int = 2,
-        max_val: float = 1.0,
-        reduction: MetricReduction | str = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-    ) -> None:
-        super().__init__(max_val=max_val, reduction=reduction, get_not_nans=get_not_nans)
-        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
 
     def _compute_tensor(  # type: ignore[override]
         self, y_pred: torch.Tensor, y: torch.Tensor, label_map: torch.Tensor | None = None

@@ -29,9 +29,32 @@ tensor([[1.5000],
 from __future__ import annotations
 
 import torch
-from monai.utils import convert_to_tensor
+from monai.metrics import PSNRMetric
+from monai.utils import MetricReduction, convert_to_tensor
 
+from anatosynth_components.checks import check_spatial_axis
 from anatosynth_components.errors import DataError
+
+
+class SliceAxisPSNRMetric(PSNRMetric):
+    """MONAI's ``PSNRMetric`` that knows the slice axis of the volumes it scores: the shared base of
+    the metrics that compute PSNR slice by slice (``SlicePSNRMetric``) or along the slices
+    (``CoherenceMetric``); subclasses write ``_compute_tensor``.
+
+    Args:
+        slice_axis: the spatial axis (0, 1 or 2) that indexes the slices.
+        max_val, reduction, get_not_nans: as for ``PSNRMetric``.
+    """
+
+    def __init__(
+        self,
+        slice_axis: int = 2,
+        max_val: float = 1.0,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(max_val=max_val, reduction=reduction, get_not_nans=get_not_nans)
+        self.slice_axis = check_spatial_axis(slice_axis, "slice_axis")
 
 
 def check_volume_pair(
