@@ -34,8 +34,9 @@ TRAIN = {
     "disc_channels": "8",
     "disc_layers": "2",
     "num_points": "64",
-    "phase1_epochs": "1",
-    "phase2_epochs": "1",
+    "epoch_length": "2",
+    "phase1_iterations": "2",
+    "phase2_iterations": "2",
     "val_interval": "1",
     "n_critic": "1",
 }
@@ -90,7 +91,7 @@ def test_penet_trains_both_phases_and_resume_continues(penet_trained, penet_data
         ckpt = state(models / f"phase{phase}" / "latest_checkpoint_epoch=1.pt")
         assert (
             ckpt["trainer"]["iteration"] == ckpt["trainer"]["epoch_length"] == 2
-        )  # 3 volumes in batches of 2 volumes (x 2 slices)
+        )  # epoch_length 2: 2 batches of 2 volumes (x 2 slices) drawn from 3
         assert {"network", "critic", "discriminator", "opt_g", "opt_d", "trainer"} <= set(ckpt)
     assert "opt_pm" in state(models / "phase1" / "latest_checkpoint_epoch=1.pt")
     model = state(models / "model.pt")
@@ -120,7 +121,7 @@ def test_penet_trains_both_phases_and_resume_continues(penet_trained, penet_data
         root,
         dataset_dir=str(penet_data),
         resume="true",
-        **train_args("acis_penet", phase1_epochs="2", phase2_epochs="2"),
+        **train_args("acis_penet", phase1_iterations="4", phase2_iterations="4"),
     )
     log = proc.stdout + proc.stderr
     assert "phase 1: resuming from" in log and "phase 2: resuming from" in log
@@ -180,17 +181,20 @@ def test_penet_sampling_writes_pairs_on_the_training_grid(penet_trained, tmp_pat
 REFINE = {
     "registration_channels": "[8,8,8,8]",
     "registration_final_channels": "[8]",
-    "registration_epochs": "2",
-    "refine_epochs": "2",
+    "epoch_length": "1",
+    "registration_iterations": "2",
+    "refine_iterations": "2",
     "num_passes": "3",
     "num_points": "64",
+    "report_samples": "4",
 }
 
 
 def test_penet_refine_trains_registration_then_refines_the_generators(penet_trained, penet_data, tmp_path):
     """refine.json on top of train.json: a missing registration.pt is named with what makes it; the
     registration run writes it; the refinement logs the Eq. 3 uncertainty it optimises every epoch,
-    leaves registration.pt and model.pt alone and writes a refined model that sampling can use."""
+    leaves registration.pt and model.pt alone, writes a refined model that sampling can use and the
+    report of diversity and uncertainty before and after; the removed epoch keys are named."""
     root = tmp_path / "root"
     shutil.copytree(penet_trained / "models", root / "models")
     (root / "runs").mkdir()
@@ -204,8 +208,10 @@ def test_penet_refine_trains_registration_then_refines_the_generators(penet_trai
     assert f"{models / 'registration.pt'}: checkpoint not found" in missing.stderr, missing.stderr[-4000:]
     assert "python -m monai.bundle run registration" in missing.stderr
 
-    empty = run_bundle(tmp_path, cfg, "registration", root, check=False, **{**args, "refine_batch_size": "9"})
-    assert empty.returncode != 0 and "yields no batch (3 items, batch_size 9, drop_last)" in empty.stderr
+    old = run_bundle(tmp_path, cfg, "registration", root, check=False, **{**args, "refine_epochs": "2"})
+    assert old.returncode != 0
+    last = old.stderr.strip().splitlines()[-1]
+    assert "refine_epochs" in last and "no longer a key" in last and "refine_iterations" in last, last
 
     reg = run_bundle(tmp_path, cfg, "registration", root, **args)
     assert (reg.stdout + reg.stderr).count("Metrics -- mean_dice") == 2
@@ -221,9 +227,20 @@ def test_penet_refine_trains_registration_then_refines_the_generators(penet_trai
     assert len(epochs) == 2 and all(
         "mean_uncertainty:" in e and "mean_uncertainty_image:" in e for e in epochs
     )
-    values = [float(e.split("mean_uncertainty:")[1].split()[0]) for e in epochs]
-    rewards = [float(e.split("mean_reward:")[1].split()[0]) for e in epochs]
-    assert all(v > 0 for v in values) and np.allclose(values, [-r for r in rewards], atol=1e-3)
+
+    def means(key: str) -> np.ndarray:
+        return np.array([float(e.split(f"mean_{key}:")[1].split()[0]) for e in epochs])
+
+    # the raw weighted Eq. 3 (weights 1 : 1); the reward is normalised per term ("ema", about -2)
+    assert np.all(means("uncertainty") > 0) and np.all(means("reward") < 0)
+    assert np.allclose(
+        means("uncertainty"), means("uncertainty_image") + means("uncertainty_annotation"), atol=2e-3
+    )
+    report = json.loads((models / "refinement_report.json").read_text())
+    assert report["samples"] == 4 and report["before"]["iteration"] == 0 and report["after"]["iteration"] == 2
+    assert report["ms_ssim"]["levels"] == 2  # 32 x 32 images
+    assert 0 < report["before"]["diversity_ms_ssim"] <= 1 and report["after"]["uncertainty_image"] > 0
+    assert "refinement: diversity (mean pairwise MS-SSIM, lower = more diverse)" in proc.stdout + proc.stderr
     assert (models / "registration.pt").read_bytes() == registration  # frozen: never written by refining
     assert (models / "model.pt").read_bytes() == model
     refined, original = state(models / "model_refined.pt"), state(models / "model.pt")
@@ -305,6 +322,27 @@ def test_tlobes_demo_data_plain_form_and_separate_phase_runs(tmp_path):
         assert set(np.unique(np.asarray(label.dataobj)).tolist()) <= set(range(7))
 
 
+def test_tlobes_budget_is_iterations_whatever_the_number_of_volumes(tmp_path, chest_data):
+    """Phase 1 of the bundle on 2 and on 6 training volumes: the same 4 iterations in 2 epochs of
+    epoch_length 2 (counted in epochs it would have been 2 and 6 batches of 2 per epoch)."""
+    for n in (2, 6):
+        root = tmp_path / f"n{n}"
+        run_bundle(
+            tmp_path,
+            config("acis_tlobes", "train"),
+            "phase1",
+            root,
+            dataset_dir=str(chest_data),
+            **train_args("acis_tlobes", phase1_iterations="4", val_interval="2"),
+            **{"train#dataset#data": f"$@split['training'][:{n}]"},
+        )
+        assert len(json.loads((root / "runs" / "split.json").read_text())["subjects"]["training"]) >= 6
+        ckpt = state(root / "models" / "phase1" / "latest_checkpoint_epoch=2.pt")
+        engine = ckpt["trainer"]
+        assert (engine["max_epochs"], engine["iteration"], engine["epoch_length"]) == (2, 4, 2)
+        assert {float(s["step"]) for s in ckpt["opt_g"]["state"].values()} == {4.0}
+
+
 def test_tlobes_two_process_gloo_ddp(tmp_path, chest_data):
     torchrun = Path(PYTHON).with_name("torchrun")
     root = tmp_path / "ddp"
@@ -319,7 +357,7 @@ def test_tlobes_two_process_gloo_ddp(tmp_path, chest_data):
     )
     for phase in (1, 2):
         ckpt = state(root / "models" / f"phase{phase}" / "latest_checkpoint_epoch=1.pt")
-        assert ckpt["trainer"]["iteration"] == 2  # 7 training volumes, 4 per rank (padded), batches of 2
+        assert ckpt["trainer"]["iteration"] == 2  # epoch_length 2 on every rank: 2 x 2 volumes drawn per rank
         assert not any(
             k.startswith("module.") for k in (*ckpt["network"], *ckpt["critic"], *ckpt["discriminator"])
         )

@@ -179,7 +179,7 @@ def test_abdomen_bundle_trains_and_synthesizes_in_hounsfield_units(tmp_path):
 
 def test_bundles_differ_only_in_their_data():
     """Item 1 of the bundle issue: same workflows, only reader/normalisation/label set differ."""
-    data_keys = {"demo_kind", "num_classes", "intensity", "output_range"}
+    data_keys = {"demo_kind", "num_classes", "intensity", "output_range", "lateral_pairs"}
     for name in ("train", "evaluate", "inference", "multi_gpu_train"):
         a = json.loads((BUNDLES / "anatomask_oasis" / "configs" / f"{name}.json").read_text())
         b = json.loads((BUNDLES / "anatomask_abdomen" / "configs" / f"{name}.json").read_text())

@@ -3,6 +3,7 @@ error paths in-process (each new process spends seconds importing torch and MONA
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,13 @@ def test_demo_data_of_an_experiment_is_announced_by_a_warning_banner(tmp_path, c
         f"data: 3 chest phantoms (`anatosynth demo-data --kind chest`, datalist layout) in {path}" in banner
     )
     assert "to use your data: --dataset-dir /path/to/dataset" in banner
+
+
+def test_synthetic_datalists_per_acis_arm_in_the_shown_config(capsys):
+    args = ["tables", "segmentation", "--show-config"]
+    assert main([*args, "--synthetic-datalist", "r.json", "--synthetic-datalist", "acis_minus=u.json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["synthetic"] == {"datalist": {"acis": "r.json", "acis_minus": "u.json"}}
+    assert shown["arms"] == ["baseline", "acis_minus", "acis"] and shown["real_synthetic_ratio"] == [1, 1]
+    assert main([*args, "--synthetic-datalist", "a.json", "--synthetic-datalist", "acis=b.json"]) == 2
+    assert "two datalists for the acis arm (a.json, b.json)" in capsys.readouterr().err

@@ -16,7 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-from anatosynth_components.acis.refinement import EmaBaseline, GeneratorPolicy, reinforce_loss
+from anatosynth_components.acis.refinement import (
+    EmaBaseline,
+    GeneratorPolicy,
+    RewardNormaliser,
+    normalised_reward,
+    reinforce_loss,
+)
 from anatosynth_components.errors import ConfigError
 
 
@@ -195,3 +201,86 @@ def test_reinforce_loss_detaches_the_reward_and_checks_shapes():
     assert reward.grad is None
     with pytest.raises(ValueError, match="differ in shape"):
         reinforce_loss(torch.zeros(3), torch.zeros(2))
+
+
+# --- the two Eq. 3 terms on one scale (refinement/reward.py) -----------------------------------------------
+
+
+def _two_scale_terms(steps: int, batch: int = 8, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Batches of two positive terms 100x apart in raw scale (image ~0.02, annotation ~2, as Eq. 3 gives
+    for CT slices and one-hot annotations), each with the same 30 % relative spread across samples."""
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        {
+            "image": 0.02 * torch.exp(0.3 * torch.randn(batch, generator=gen)),
+            "annotation": 2.0 * torch.exp(0.3 * torch.randn(batch, generator=gen)),
+        }
+        for _ in range(steps)
+    ]
+
+
+def _contributions(mode: str, steps: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Per-sample contributions ``U_k / s_k`` of each term to the reward (weights 1), over all steps."""
+    norm, out = RewardNormaliser(mode, momentum=0.9), {"image": [], "annotation": []}
+    for terms in steps:
+        scales = norm(terms)
+        for name in out:
+            out[name].append(terms[name] / scales[name])
+        reward = normalised_reward(terms, {"image": 1.0, "annotation": 1.0}, scales)
+        torch.testing.assert_close(reward, -(out["image"][-1] + out["annotation"][-1]))
+        norm.update(terms)
+    return {name: torch.cat(values) for name, values in out.items()}
+
+
+def test_ema_normalisation_puts_both_terms_on_one_scale():
+    """Raw, the annotation term is ~100x the image term in mean and in spread, so it decides the reward
+    alone; normalised by the running mean of each term, both contribute ~1 on average and spread alike
+    (measured: means 1.005 / 1.006, std ratio 1.00; raw: mean ratio 99, std ratio 99)."""
+    steps = _two_scale_terms(200)
+    raw = _contributions("none", steps)
+    assert raw["annotation"].mean() / raw["image"].mean() > 80
+    assert raw["annotation"].std() / raw["image"].std() > 80
+    scaled = _contributions("ema", steps)
+    for name in ("image", "annotation"):
+        assert scaled[name].mean() == pytest.approx(1.0, abs=0.1)
+    assert 0.8 < scaled["annotation"].std() / scaled["image"].std() < 1.25
+
+
+def test_normalisation_keeps_the_order_of_samples_within_a_term_and_ignores_their_own_value():
+    """Within one step a term's scale is the same for every sample once there is history, so the reward
+    ranks the samples of a term as the raw term does; at the first step the leave-one-out scale
+    ``(S - U_i) / (B - 1)`` still ranks them alike (``U / (S - U)`` rises with U).  A sample's scale never
+    depends on its own value (a changed U_i leaves s_i unchanged), so REINFORCE stays unbiased."""
+    norm = RewardNormaliser("ema", momentum=0.5)
+    for step, terms in enumerate(_two_scale_terms(5, batch=6, seed=1)):
+        scales = norm(terms)
+        reward = normalised_reward(terms, {"image": 1.0, "annotation": 0.0}, scales)
+        assert torch.equal(torch.argsort(reward), torch.argsort(-terms["image"])), step
+        for i in range(6):
+            changed = {k: v.clone() for k, v in terms.items()}
+            changed["image"][i] *= 3.0
+            assert norm(changed)["image"][i] == pytest.approx(float(scales["image"][i])), (step, i)
+        if step > 0:
+            assert torch.all(scales["image"] == scales["image"][0])
+        norm.update(terms)
+
+
+def test_reward_normaliser_state_and_errors():
+    norm = RewardNormaliser("ema", momentum=0.5)
+    first = {"image": torch.tensor([1.0, 3.0]), "annotation": torch.tensor([0.0, 0.0])}
+    torch.testing.assert_close(norm(first)["image"], torch.tensor([3.0, 1.0]))  # leave-one-out
+    assert norm(first)["annotation"].min() > 0  # floored: an exactly-zero term stays 0, never NaN
+    norm.update(first)
+    norm.update({"image": torch.tensor([4.0, 4.0]), "annotation": torch.tensor([1.0, 1.0])})
+    assert norm.values == pytest.approx({"image": 3.0, "annotation": 0.5})
+    torch.testing.assert_close(norm({"image": torch.tensor([9.0])})["image"], torch.tensor([3.0]))
+    restored = RewardNormaliser("ema", momentum=0.9)
+    restored.load_state_dict(norm.state_dict())
+    assert restored.values == norm.values
+    assert torch.equal(RewardNormaliser("none")(first)["image"], torch.ones(2))
+    with pytest.raises(
+        ConfigError, match="the checkpoint's reward_normalisation is 'ema', the config's 'none'"
+    ):
+        RewardNormaliser("none").load_state_dict(norm.state_dict())
+    with pytest.raises(ConfigError, match="reward_normalisation must be one of"):
+        RewardNormaliser("zscore")

@@ -7,8 +7,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from monai.networks.blocks import Warp
 from torch import nn
 
+import anatosynth_components.acis.refinement.uncertainty as uncertainty_module
 from anatosynth_components.acis import label_one_hot
 from anatosynth_components.acis.refinement import (
     AppearanceUncertainty,
@@ -144,3 +146,73 @@ def test_mc_dropout_passes_differ_and_bad_arguments_are_errors():
         one(x, torch.rand(1, 1, 8, 8), y, y)
     with pytest.raises(ValueError, match="annotations"):
         one(x, x_hat, y, label_one_hot(torch.zeros(1, 1, 16, 16, dtype=torch.long), 3))
+
+
+# --- the direction of Eq. 3: phi registers x to x_hat, varphi x_hat to x -----------------------------------
+
+
+def centroid(image: torch.Tensor) -> torch.Tensor:
+    """Intensity centroid (B, dims) of (B, 1, *S) images, in voxel index coordinates."""
+    grids = torch.meshgrid(*(torch.arange(s, dtype=image.dtype) for s in image.shape[2:]), indexing="ij")
+    mass = image.flatten(1).sum(1)
+    return torch.stack([(image[:, 0] * g).flatten(1).sum(1) / mass for g in grids], dim=1)
+
+
+class CentroidRegistration(nn.Module):
+    """A registration that depends on its inputs, with MONAI VoxelMorph's ``(moving, fixed) -> (warped,
+    ddf)`` contract: the exact translation taking ``moving`` onto ``fixed``, from their intensity centroids.
+
+    MONAI ``Warp``: ``warped(p) = moving(p + ddf(p))``, ddf in voxels, channel d along spatial axis d.
+    With ``moving = blob(p - m)`` and ``fixed = blob(p - f)``, ``moving(p + d) = fixed(p)`` for
+    ``d = m - f``: the constant field ``centroid(moving) - centroid(fixed)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warp = Warp(mode="bilinear", padding_mode="border")
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor):
+        shift = centroid(moving) - centroid(fixed)
+        ddf = shift.view(*shift.shape, *([1] * (moving.ndim - 2))).expand(-1, -1, *moving.shape[2:])
+        return self.warp(moving, ddf.contiguous()), ddf.contiguous()
+
+
+def blob(size: tuple[int, ...], center: tuple[int, ...], sigma: float = 2.0) -> torch.Tensor:
+    """A Gaussian blob (1, 1, *size) at integer ``center``, fully inside the image."""
+    grids = torch.meshgrid(*(torch.arange(s, dtype=torch.float64) for s in size), indexing="ij")
+    squared = sum((g - c) ** 2 for g, c in zip(grids, center, strict=True))
+    return torch.exp(-squared / (2 * sigma**2))[None, None].float()
+
+
+def shifted_blobs(spatial_dims: int):
+    """x (real) and x_hat (synthetic): blobs at different places; y, y_hat: their thresholded one-hots."""
+    size = (24,) * spatial_dims
+    x = torch.cat([blob(size, (8,) * spatial_dims), blob(size, (9, 14, 12)[:spatial_dims])])
+    x_hat = torch.cat([blob(size, (13, 10, 9)[:spatial_dims]), blob(size, (12,) * spatial_dims)])
+    y = label_one_hot((x > 0.5).long(), 2)
+    y_hat = label_one_hot((x_hat > 0.5).long(), 2)
+    return x, x_hat, y, y_hat
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_centroid_registration_follows_monai_warp_convention(spatial_dims):
+    """The helper network itself: it registers moving onto fixed (else the direction test means nothing)."""
+    x, x_hat, _, _ = shifted_blobs(spatial_dims)
+    warped, ddf = CentroidRegistration()(x, x_hat)
+    assert (warped - x_hat).abs().max() < 1e-3 and (x - x_hat).abs().max() > 0.5  # centroids exact to 1e-4
+    assert torch.allclose(ddf[0].flatten(1)[:, 0], torch.tensor([-5.0, -2.0, -1.0][:spatial_dims]), atol=1e-3)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_eq3_direction_phi_registers_x_to_x_hat(spatial_dims, monkeypatch):
+    """With a registration that registers exactly, Eq. 3 is ~0 for images and annotations when phi (of
+    the pair (x, x_hat)) warps x and varphi (of (x_hat, x)) warps x_hat, as the code pairs them; the
+    swapped pairing (x o varphi vs x_hat, x_hat o phi vs x) moves each blob the wrong way and is large."""
+    x, x_hat, y, y_hat = shifted_blobs(spatial_dims)
+    u = AppearanceUncertainty(CentroidRegistration(), num_passes=2)
+    right = u(x, x_hat, y, y_hat)
+    assert right.image.max() < 1e-7 and right.annotation.max() < 1e-7, (right.image, right.annotation)
+    naive = 2 * (x - x_hat).pow(2).flatten(1).mean(1)  # identity fields, for scale
+    monkeypatch.setattr(uncertainty_module, "split_fields", lambda ddf, batch: (ddf[batch:], ddf[:batch]))
+    swapped = u(x, x_hat, y, y_hat)
+    assert torch.all(swapped.image > 0.5 * naive) and torch.all(swapped.image > 1e4 * right.image.max())
+    assert torch.all(swapped.annotation > 0.01), swapped.annotation  # the warped masks miss each other

@@ -31,10 +31,19 @@ ACIS_TRAIN = {
     "disc_channels": 8,
     "disc_layers": 2,
     "num_points": 64,
-    "phase1_epochs": 1,
-    "phase2_epochs": 1,
+    "epoch_length": 1,
+    "phase1_iterations": 1,
+    "phase2_iterations": 1,
     "val_interval": 1,
     "n_critic": 1,
+}
+ACIS_REFINE = {
+    "registration_channels": [8, 8, 8, 8],
+    "registration_final_channels": [8],
+    "registration_iterations": 1,
+    "refine_iterations": 1,
+    "num_passes": 2,
+    "report_samples": 2,
 }
 
 
@@ -66,11 +75,12 @@ def seg_run(tmp_path_factory):
         n_train=[2],
         iterations=2,
         models=["unet"],
-        arms=["baseline", "synthetic"],
+        arms=["baseline", "acis_minus", "acis"],
         synthetic={
             "acis_bundle": "acis_tlobes",
             "num_samples": 2,
             "train_overrides": {**ACIS_NET, **ACIS_TRAIN, "spatial_size": [32, 32, 32]},
+            "refine_overrides": ACIS_REFINE,
             "inference_overrides": {**ACIS_NET, "spatial_size": [32, 32, 32]},
         },
     )
@@ -87,12 +97,27 @@ def test_segmentation_trains_acis_on_the_subset_and_uses_its_samples(seg_run):
     assert sorted(bundle_split["training"]) == sorted(split["pool"][:2])  # all n real volumes, only those
     assert bundle_split["test"] == [] and not set(bundle_split["validation"]) & set(split["test"])
     log = (work / "acis_train.log").read_text()
-    assert "bundles/acis_tlobes/configs/train.json" in log and "--phase1_epochs 1" in log
+    assert "bundles/acis_tlobes/configs/train.json" in log and "--phase1_iterations 1" in log
     assert "inference.json --bundle_root" in (work / "acis_sample.log").read_text()
-    samples = json.loads((work / "samples" / "datalist.json").read_text())["training"]
-    assert len(samples) == 2 and all("label" in s for s in samples)
-    cell = doc["cells"]["n2-unet-synthetic"]
-    assert (cell["n_real"], cell["n_synthetic"]) == (2, 2)
+    # acis_minus samples model.pt, acis the refined generators, after registration + refinement
+    refine_log = (work / "acis_refine.log").read_text()
+    assert "configs/refine.json" in refine_log and "--registration_iterations 1" in refine_log
+    assert (work / "bundle" / "models" / "model_refined.pt").is_file()
+    assert json.loads((work / "bundle" / "models" / "refinement_report.json").read_text())
+    for arm, folder, model in (
+        ("acis_minus", "samples", "model.pt"),
+        ("acis", "samples_refined", "model_refined.pt"),
+    ):
+        datalist = json.loads((work / folder / "datalist.json").read_text())
+        assert len(datalist["training"]) == 2 and all("label" in s for s in datalist["training"])
+        # provenance: the generator saw exactly the n real training volumes, none of the test subjects
+        assert datalist["provenance"]["trained_on"] == sorted(split["pool"][:2])
+        assert datalist["provenance"]["model_file"].endswith(f"models/{model}")
+        assert datalist["provenance"]["refined"] is (arm == "acis")
+        cell = doc["cells"][f"n2-unet-{arm}"]
+        assert (cell["n_real"], cell["n_synthetic"]) == (2, 2)
+        assert cell["synthetic_source"]["datalist"] == str(work / folder / "datalist.json")
+        assert cell["synthetic_source"]["trained_outside_subset"] == []
     assert doc["cells"]["n2-unet-baseline"]["n_synthetic"] == 0
     assert doc["config"]["synthetic_source"]["num_samples"] == 2
     assert "Synthetic pairs per cell: [2]" in (out / "table.md").read_text()
@@ -103,10 +128,10 @@ def test_segmentation_rerun_and_lost_cell_run_no_acis_workflow(seg_run):
     logs = _logs(out)
     doc = segmentation.run(config, out, progress=False)
     assert doc["this_run"]["computed"] == []
-    (out / "cells" / "n2-unet-synthetic.json").unlink()  # as if interrupted after sampling
+    (out / "cells" / "n2-unet-acis.json").unlink()  # as if interrupted after sampling
     doc = segmentation.run(config, out, progress=False)
-    assert doc["this_run"]["computed"] == ["n2-unet-synthetic"]
-    assert doc["cells"]["n2-unet-synthetic"]["n_synthetic"] == 2
+    assert doc["this_run"]["computed"] == ["n2-unet-acis"]
+    assert doc["cells"]["n2-unet-acis"]["n_synthetic"] == 2
     assert _logs(out) == logs  # the ACIS model and its samples were reused
 
 
@@ -116,7 +141,7 @@ def test_reconstruction_trains_acis_penet_on_the_baseline_scans(tmp_path):
         scale="test",
         tasks=["sr2"],
         networks=["redcnn"],
-        arms=["baseline", "synthetic"],
+        arms=["baseline", "acis_minus"],
         iterations=2,
         batch_size=4,
         slice_stride=4,
@@ -144,7 +169,5 @@ def test_reconstruction_trains_acis_penet_on_the_baseline_scans(tmp_path):
     # the PENet studies were exported to NIfTI for the bundle's datalist
     assert len(list((work / "real" / "image").glob("*.nii.gz"))) == 2
     cells = doc["cells"]
-    assert cells["sr2-redcnn-synthetic"]["n_synthetic_slices"] == 3  # 3 sampled 2-D slices
-    assert (
-        cells["sr2-redcnn-synthetic"]["n_train_slices"] == cells["sr2-redcnn-baseline"]["n_train_slices"] + 3
-    )
+    assert cells["sr2-redcnn-acis_minus"]["n_synthetic_slices"] == 3  # 3 sampled 2-D slices
+    assert cells["sr2-redcnn-acis_minus"]["n_train_slices"] == cells["sr2-redcnn-baseline"]["n_train_slices"]

@@ -117,9 +117,10 @@ def test_acis_hook_says_the_bundle_is_missing(tmp_path):
     ):
         run_acis_sampling(tmp_path / "acis_x", tmp_path / "real.json", 4, tmp_path / "out")
     (tmp_path / "acis_x" / "configs").mkdir(parents=True)
-    (tmp_path / "acis_x" / "configs" / "train.json").write_text("{}")
-    with pytest.raises(ConfigError, match=r"acis_x/configs/inference.json is missing \(not an ACIS bundle"):
-        run_acis_sampling(tmp_path / "acis_x", tmp_path / "real.json", 4, tmp_path / "out")
+    for name, missing in (("train.json", "refine.json"), ("refine.json", "inference.json")):
+        (tmp_path / "acis_x" / "configs" / name).write_text("{}")
+        with pytest.raises(ConfigError, match=rf"acis_x/configs/{missing} is missing \(not an ACIS bundle"):
+            run_acis_sampling(tmp_path / "acis_x", tmp_path / "real.json", 4, tmp_path / "out")
     with pytest.raises(ConfigError, match="exactly one of 'datalist' or 'acis_bundle'"):
         synthetic_source({"datalist": "a.json", "acis_bundle": "b"})
     assert not (tmp_path / "out").exists()
@@ -149,6 +150,8 @@ def test_cli_tables(capsys):
         == 0
     )
     shown = json.loads(capsys.readouterr().out)
-    assert shown["spatial_size"] == [192, 192, 160] and shown["synthetic"] == {"datalist": "syn.json"}
+    assert shown["spatial_size"] == [192, 192, 160] and shown["synthetic"] == {
+        "datalist": {"acis": "syn.json"}
+    }
     assert cli.main(["tables", "reconstruction", "--set", "epochs=3"]) == 2
     assert "epochs: unknown key" in capsys.readouterr().err

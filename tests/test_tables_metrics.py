@@ -62,15 +62,22 @@ def test_mean_surface_distance_against_brute_force():
     assert same["msd"] == 0.0 and same["dice"] == pytest.approx(1.0)
 
 
-def test_missed_class_scores_the_volume_diagonal():
+def test_missed_class_is_left_out_of_the_msd_and_counted():
     gt = np.zeros((6, 8, 10), dtype=int)
     gt[1:3, 1:3, 1:3] = 1
     gt[4:6, 5:7, 6:9] = 2
     pred = np.where(gt == 1, 1, 0)  # class 2 never predicted
-    scores = segmentation_scores(_labels(pred), _labels(gt), num_classes=3, spacing=(1.0, 2.0, 0.5))
-    diagonal = math.sqrt(6**2 + 16**2 + 5**2)
-    assert scores["msd_per_class"] == [0.0, pytest.approx(diagonal)]
+    pred[0, 0, 0] = 1  # class 1 with one stray voxel: a finite, non-zero MSD
+    spacing = (1.0, 2.0, 0.5)
+    scores = segmentation_scores(_labels(pred), _labels(gt), num_classes=3, spacing=spacing)
+    expected = _brute_msd(pred == 1, gt == 1, spacing)
+    assert scores["msd_per_class"][0] == pytest.approx(expected, rel=1e-5)
+    assert math.isnan(scores["msd_per_class"][1])  # no surface distance for a missed class
+    assert scores["msd"] == pytest.approx(expected, rel=1e-5)  # not swamped by a stand-in distance
     assert scores["missed"] == 1
+    assert scores["dice_per_class"][1] == 0.0  # the miss is still penalised by its Dice
+    nothing = segmentation_scores(_labels(np.zeros_like(gt)), _labels(gt), num_classes=3, spacing=spacing)
+    assert math.isnan(nothing["msd"]) and nothing["missed"] == 2
     with pytest.raises(DataError, match=r"prediction: label ids \[3, 4\] are outside 0..2 \(num_classes=3\)"):
         segmentation_scores(_labels(pred + 3), _labels(gt), num_classes=3, spacing=(1, 1, 1))
 

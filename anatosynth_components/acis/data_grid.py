@@ -2,7 +2,9 @@
 
 ``models/data_grid.json`` records what a sampled (image, annotation) pair needs to be added to the
 training set: the voxel grid (``affine`` 4x4, ``spacing``, ``spatial_size``), the label ids and names
-the annotation generator was trained on, and the intensity convention.  :class:`DataGridWriter`
+the annotation generator was trained on, the intensity convention, and which real subjects trained
+the model (``training_subjects``: the sampled datalist records them, so that an experiment can refuse
+synthetic pairs whose generator saw its test subjects).  :class:`DataGridWriter`
 writes it from the first training batch (the affine of its first item after preprocessing: for 3-D
 the resampled volume, for 2-D the slice's affine from :class:`~anatosynth_components.acis.slices.Slicesd`);
 :func:`read_data_grid` reads and checks it at sampling time.
@@ -10,7 +12,8 @@ the resampled volume, for 2-D the slice's affine from :class:`~anatosynth_compon
 Example (``train.json``)::
 
     {"_target_": "anatosynth_components.acis.DataGridWriter", "path": "@grid_file",
-     "label_names": "@label_names", "hu_window": [-1000, 600]}
+     "label_names": "@label_names", "hu_window": [-1000, 600],
+     "training_subjects": "$[item['subject'] for item in @split['training']]"}
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class DataGridWriter:
             (``{1: "left upper lobe", ...}``).
         hu_window: the HU window that maps to [0, 1].
         image_key: the batch key of the image.
+        training_subjects: the subject ids of the real training items (recorded as
+            ``training_subjects``; None records that they are unknown).
     """
 
     def __init__(
@@ -71,8 +76,12 @@ class DataGridWriter:
         label_names: Mapping[int | str, str],
         hu_window: Sequence[float] = (-1000.0, 600.0),
         image_key: str = "image",
+        training_subjects: Sequence[str] | None = None,
     ) -> None:
         self.path, self.label_names = Path(path), label_names
+        self.training_subjects = (
+            None if training_subjects is None else sorted({str(s) for s in training_subjects})
+        )
         self.hu_window = check_interval("hu_window", hu_window)
         self.image_key = image_key
         self._done = False
@@ -90,7 +99,8 @@ class DataGridWriter:
         self._done = True
         if idist.get_rank() == 0:
             image = engine.state.batch[self.image_key]
-            write_json(self.path, grid_of(image[0], self.label_names, self.hu_window))
+            grid = grid_of(image[0], self.label_names, self.hu_window)
+            write_json(self.path, {**grid, "training_subjects": self.training_subjects})
 
 
 def read_data_grid(path: str | os.PathLike) -> dict[str, Any]:

@@ -9,6 +9,13 @@ that contradicts its annotation or pseudo-mask is scored fake.  MONAI's ``PatchD
 default instead of pix2pix's batch norm, for the batches of one or two volumes of 3-D training.
 It returns raw patch logits, for MONAI's ``PatchAdversarialLoss``.
 
+The training step decides what the pseudo-mask channel holds
+(:func:`~anatosynth_components.acis.step.judge`): in phase 1 the real pseudo-mask, the same on the real
+and the reconstructed triple; in phase 2 zeros on both sides, since the real triples' Voronoi
+pseudo-masks and the generated triples' ``G_pm(z)`` differ by their source, which the generators
+trained in phase 2 cannot change: D judges (image, annotation) pairs there, with the weights and the
+channel layout of phase 1.
+
 Example::
 
     >>> d = ImageDiscriminator(2, num_classes=3, channels=8, num_layers=2)
@@ -33,6 +40,8 @@ from anatosynth_components.network_size import check_patch_gan_size, is_instance
 
 class ImageDiscriminator(nn.Module):
     """(image (B, 1, *S), pseudo-mask (B, 1, *S), annotation (B, num_classes, *S)) -> patch logits (B, 1, *P).
+
+    The pseudo-mask is zeros in phase 2 (see the module docstring).
 
     Args:
         spatial_dims: 2 or 3.

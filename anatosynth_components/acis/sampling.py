@@ -173,16 +173,29 @@ class SavePaird(MapTransform):
 
 class PairDatalistWriter:
     """At the end of sampling, write ``output_dir/datalist.json`` listing every pair written by
-    :class:`SavePaird` (from the engine's decollated output), paths relative to ``output_dir``.
+    :class:`SavePaird` (from the engine's decollated output), paths relative to ``output_dir``, and
+    its ``provenance``: ``trained_on`` (the real subjects that trained the generators, from the data
+    grid's ``training_subjects``; None when unknown), the ``model_file`` sampled and whether it is the
+    ``refined`` one.  Experiments refuse a datalist whose ``trained_on`` includes their test subjects.
 
     Args:
         output_dir: the sampling output folder.
         grid: the data grid record (its label names go into the datalist's ``labels``).
         modality: the datalist's ``modality``.
+        model_file: the weights sampled (``models/model.pt`` or ``models/model_refined.pt``).
+        refined: whether ``model_file`` holds the refined generators (paper's ACIS) or not (ACIS-).
     """
 
-    def __init__(self, output_dir: str | os.PathLike, grid: Mapping[str, Any], modality: str = "CT") -> None:
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        grid: Mapping[str, Any],
+        modality: str = "CT",
+        model_file: str | os.PathLike | None = None,
+        refined: bool = False,
+    ) -> None:
         self.output_dir, self.grid, self.modality = Path(output_dir), grid, modality
+        self.model_file, self.refined = model_file, bool(refined)
         self.entries: list[dict[str, Any]] = []
 
     def attach(self, engine: Engine) -> None:
@@ -210,6 +223,11 @@ class PairDatalistWriter:
             "modality": {"0": self.modality},
             "labels": names,
             "numTraining": len(self.entries),
+            "provenance": {
+                "trained_on": self.grid.get("training_subjects"),
+                "model_file": None if self.model_file is None else str(Path(self.model_file).resolve()),
+                "refined": self.refined,
+            },
             "training": sorted(self.entries, key=lambda e: e["image"]),
         }
         write_json(self.output_dir / DATALIST, doc)

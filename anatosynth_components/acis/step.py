@@ -7,6 +7,22 @@ refinement call them directly.  Tensors: images, pseudo-masks (B, 1, *S) in [0, 
 Every module is called once per backward (DDP-safe): the discriminator judges real and fake triples
 in one forward on their batch concatenation, the generators run once on the concatenation of their
 inputs.  During a generator update the critic / discriminator is frozen (:func:`frozen`).
+
+**What the image discriminator sees** (:func:`judge`).  Phase 1 judges ``(x, pm, y)`` against
+``(G_img(pm, y), pm, y)``: the same real pseudo-mask on both sides, so conditioning on it only asks
+for consistency.  Phase 2 would judge ``(x, pm_voronoi(x), y)`` against ``(x^, G_pm(z), y^)``: the
+two pseudo-mask channels come from different sources (Voronoi tessellations of real CT against the
+frozen pseudo-mask generator), so D could tell real from generated on that channel alone, which the
+generators being trained (annotation, image) cannot change; their adversarial gradient would then say
+nothing they can act on.  So in phase 2 D judges (image, annotation) pairs: its pseudo-mask input is
+the same constant (zeros) for the real and the generated triples, in D's own update and in the
+generators' adversarial terms (the generated triples', and the anchor's on the real pairs).  D keeps
+its architecture and starts from phase 1's weights (the zero channel leaves the first convolution's
+other input channels as trained).  The alternatives do not work: a real image has no ``G_pm``
+pseudo-mask to pair with, and the Voronoi pseudo-mask of the generated image (``pm_voronoi(x^)``) is a
+function of the image on both sides, as uninformative as zeros but a KDE and a tessellation per step.
+The image's consistency with its pseudo-mask, which the paper also has D judge, is learnt in phase 1
+and kept in phase 2 by the anchor (the phase-1 objective, reconstruction included, on real pairs).
 """
 
 from __future__ import annotations
@@ -86,6 +102,26 @@ def pseudo_mask_gan_step(
     return out, fake.detach().float()
 
 
+def judge(
+    discriminator: nn.Module,
+    image: torch.Tensor,
+    pm: torch.Tensor,
+    annotation: torch.Tensor,
+    phase2: bool,
+) -> torch.Tensor:
+    """The image discriminator's patch logits of triples as :func:`synthesis_step` shows them to it:
+    phase 1 ``D(image, pm, annotation)``; phase 2 ``D(image, zeros, annotation)`` (the pseudo-mask
+    replaced by the same constant for real and generated triples; see the module docstring).
+
+    Args:
+        image: (B, 1, *S); pm: (B, 1, *S); annotation: one-hot (B, C, *S).
+
+    Returns:
+        patch logits (B, 1, *P).
+    """
+    return discriminator(image, torch.zeros_like(pm) if phase2 else pm, annotation)
+
+
 def synthesis_step(
     parts: AcisParts,
     loss: AcisSynthesisLoss,
@@ -105,9 +141,16 @@ def synthesis_step(
 
     Phase 2 (``generated_pm = G_pm(z)``, detached): the annotation generator labels it,
     ``y^ = straight-through one-hot(G_ann(G_pm(z)))``, the image generator renders
-    ``x^ = G_img(G_pm(z), y^)``; D judges real triples ``(x, pm, y)`` against generated
-    ``(x^, G_pm(z), y^)``; the generator objective is :meth:`AcisSynthesisLoss.phase2`, with the
-    phase-1 objective on the real pairs as anchor when ``loss.phase2_anchor > 0``.
+    ``x^ = G_img(G_pm(z), y^)``; D judges real pairs ``(x, y)`` against generated ``(x^, y^)``,
+    its pseudo-mask input zeros on both sides (:func:`judge`: the real ``pm`` and ``G_pm(z)`` differ
+    by their source, which the generators updated here cannot change, so D must not see them); the
+    generator objective is :meth:`AcisSynthesisLoss.phase2`, with the phase-1 objective on the real
+    pairs as anchor when ``loss.phase2_anchor > 0`` (its adversarial term judged by D the same way,
+    ``D(G_img(pm, y), zeros, y)``).
+
+    Args:
+        image: real images ``x`` (B, 1, *S); labels: their ids ``y`` (B, 1, *S); pm: their pseudo-masks
+            (B, 1, *S); generated_pm: ``G_pm(z)`` (B, 1, *S) in phase 2, else None.
 
     Returns:
         loss terms as floats (``d_*``, ``g_*``), and detached outputs: ``pred`` (reconstruction of the
@@ -129,12 +172,15 @@ def synthesis_step(
         cond_ann = torch.cat(annotations)
         images = parts.image_generator(torch.cat([cond_pm, cond_ann], dim=1)).float()
 
-        # D: real triples against the fakes of this phase (reconstructions in phase 1, generated in phase 2)
+        # D: real triples against the fakes of this phase (reconstructions in phase 1, generated in
+        # phase 2, both sides' pseudo-mask then zeros)
         fakes = slice(0, batch)
-        d_logits = parts.discriminator(
+        d_logits = judge(
+            parts.discriminator,
             torch.cat([image, images[fakes].detach()]),
             torch.cat([pm, cond_pm[fakes]]),
             torch.cat([onehot, cond_ann[fakes].detach()]),
+            phase2,
         )
         real_logits, fake_logits = d_logits.float().split(batch)
         d_terms = loss.discriminator(real_logits, fake_logits)
@@ -143,7 +189,7 @@ def synthesis_step(
     real_part = slice(batch if phase2 else 0, None)
     with frozen(parts.discriminator):
         with precision.autocast():
-            judged = parts.discriminator(images, cond_pm, cond_ann).float()
+            judged = judge(parts.discriminator, images, cond_pm, cond_ann, phase2).float()
             anchor = (
                 loss.phase1(images[real_part], image, logits[real_part], labels, judged[real_part])
                 if with_real

@@ -18,10 +18,15 @@ annotation).  No weights are given.  Readings and choices:
   cross-entropy for calibrated logits.  In phase 2 the adversarial loss of the triple also reaches it,
   through the straight-through one-hot of its logits (this is how the discriminator's "consistency
   between the synthesized image, pseudo-mask, and the synthesized annotation" trains it).
-- **phase 2**: ``lambda_adv * L_adv(D(G_img(G_pm(z), y^), G_pm(z), y^))`` plus ``phase2_anchor`` times
-  the phase-1 objective on the batch's real pairs.  The anchor (default 1) is our choice, not the paper's:
-  with generated pseudo-masks there is no reconstruction target, and the anchor keeps the generators
-  from drifting away from real anatomy while they adapt to ``G_pm``; 0 gives the pure reading.
+- **phase 2**: ``lambda_adv * L_adv(D(G_img(G_pm(z), y^), 0, y^))`` plus ``phase2_anchor`` times
+  the phase-1 objective on the batch's real pairs (its adversarial term ``D(G_img(pm, y), 0, y)``).
+  D's pseudo-mask input is zeros in phase 2, for real and generated triples alike
+  (:func:`~anatosynth_components.acis.step.judge`): the real pseudo-masks and ``G_pm(z)`` come from
+  different sources, a difference the generators trained in phase 2 cannot change.  The anchor
+  (default 1) is our choice, not the paper's: with generated pseudo-masks there is no reconstruction
+  target, and the anchor keeps the generators from drifting away from real anatomy (and the image
+  consistent with its pseudo-mask, which D no longer sees) while they adapt to ``G_pm``; 0 gives the
+  pure reading.
 
 Example::
 

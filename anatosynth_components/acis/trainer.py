@@ -1,14 +1,21 @@
 """``AcisTrainer``: the two ACIS training phases (paper Sec. 2.2).
 
 - **phase 1** ("real-world image-based initialization"), on batches of real images, annotations and
-  pseudo-masks computed on the fly (``RandPseudoMaskd``: new Voronoi seeds every epoch): every
-  iteration (a) one WGAN-GP critic update of the pseudo-mask critic on the real pseudo-masks, and a
-  pseudo-mask generator update every ``n_critic``-th iteration; (b)+(c) one image-discriminator update
-  and one update of the annotation generator (Dice + CE) and the image generator (MSE + adversarial) on
-  the real pairs (:func:`~anatosynth_components.acis.step.synthesis_step`).
+  pseudo-masks computed on the fly (``RandPseudoMaskd``: new Voronoi seeds every time a volume is
+  drawn): every iteration (a) one WGAN-GP critic update of the pseudo-mask critic on the real
+  pseudo-masks, and a pseudo-mask generator update every ``n_critic``-th iteration; (b)+(c) one
+  image-discriminator update and one update of the annotation generator (Dice + CE) and the image
+  generator (MSE + adversarial) on the real pairs
+  (:func:`~anatosynth_components.acis.step.synthesis_step`).
 - **phase 2** ("fine-tuning on generated pseudo-masks"): ``pm = G_pm(z)`` from the frozen pseudo-mask
-  generator, annotation and image generated from it, the image discriminator judging real triples
-  against generated ones.  It starts from the networks of phase 1's latest checkpoint (``init_dir``).
+  generator, annotation and image generated from it, the image discriminator judging real (image,
+  annotation) pairs against generated ones (its pseudo-mask input zeros on both sides:
+  :func:`~anatosynth_components.acis.step.judge`).  It starts from the networks of phase 1's latest
+  checkpoint (``init_dir``): generators, critic and the discriminator (warm start).
+
+A phase's length is ``max_epochs`` epochs of ``len(train_data_loader)`` iterations; the bundles count
+both in iterations, the same for every training-set size (``phase1_iterations``,
+``phase2_iterations``, ``epoch_length``: :mod:`~anatosynth_components.engines.iteration_budget`).
 
 The iteration is this class's; amp, epoch means, ``TerminateOnNan``, checkpoints, ``resume`` and
 ``model_file`` are the shared :class:`~anatosynth_components.engines.AnatoSynthTrainer`'s.  Files: in
@@ -50,7 +57,7 @@ class AcisTrainer(AnatoSynthTrainer):
 
     Args:
         device: where the networks live.
-        max_epochs: epochs of this phase.
+        max_epochs: epochs of this phase (the bundles: ``budget_epochs(phaseN_iterations, epoch_length)``).
         train_data_loader: batches ``{"image": (B, 1, *S) in [0, 1], "label": (B, 1, *S) ids,
             "pseudo_mask": (B, 1, *S)}``.
         network: the :class:`AcisPairGenerator` (not wrapped; its parts are what ``generators`` wraps).
@@ -81,10 +88,12 @@ class AcisTrainer(AnatoSynthTrainer):
 
     Example (what ``configs/train.json`` wires)::
 
-        phase1 = AcisTrainer("cpu", 100, loader, net, critic, disc, AcisSynthesisLoss(7), WGANGPLoss(),
-                             opt_g, opt_d, opt_pm, opt_critic, phase=1, checkpoint_dir="models/phase1")
-        phase2 = AcisTrainer("cpu", 20, loader, net, critic, disc, AcisSynthesisLoss(7), WGANGPLoss(),
-                             opt_g2, opt_d2, phase=2, checkpoint_dir="models/phase2",
+        loader = DataLoader(dataset, batch_size=1, sampler=budget_sampler(dataset, 100, 1))  # 100 iterations
+        phase1 = AcisTrainer("cpu", budget_epochs(8000, 100), loader, net, critic, disc, AcisSynthesisLoss(7),
+                             WGANGPLoss(), opt_g, opt_d, opt_pm, opt_critic, phase=1,
+                             checkpoint_dir="models/phase1")
+        phase2 = AcisTrainer("cpu", budget_epochs(2000, 100), loader, net, critic, disc, AcisSynthesisLoss(7),
+                             WGANGPLoss(), opt_g2, opt_d2, phase=2, checkpoint_dir="models/phase2",
                              init_dir="models/phase1")
         phase1.run(); phase2.run()
     """

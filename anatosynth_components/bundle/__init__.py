@@ -11,6 +11,7 @@ from anatosynth_components.bundle.flags import flag
 from anatosynth_components.bundle.inputs import label_files, synthesis_items
 from anatosynth_components.bundle.loading import label_dtype, loader_workers, on_cuda, volumes_per_batch
 from anatosynth_components.bundle.overlay import require_base
+from anatosynth_components.bundle.removed import removed_keys
 from anatosynth_components.bundle.root import bundle_root
 from anatosynth_components.bundle.serving import ReportErrors, client_error
 from anatosynth_components.bundle.skip_failed import SkipFailedDataset, SkipFailedEvaluator
@@ -33,6 +34,7 @@ __all__ = [
     "loader_workers",
     "on_cuda",
     "output_range_of",
+    "removed_keys",
     "require_base",
     "required_file",
     "synthesis_items",

@@ -1,7 +1,7 @@
 """``anatosynth tables EXPERIMENT``: reproduce the papers' tables at demo or paper scale.
 
 - ``ablation``: AnatoMaskGAN Tables I-II (SPADE and the three cumulative additions);
-- ``segmentation``: ACIS Table 1 (few-shot 3D UNet / MedNeXt with and without synthetic pairs);
+- ``segmentation``: ACIS Table 1 (few-shot 3D UNet / MedNeXt: baseline, augmentation, + ACIS-, + ACIS);
 - ``reconstruction``: ACIS Table 2 (SR, deblurring, denoising with ResNet, RED-CNN, ESRT).
 
 Each writes its results folder (``--out``, default ``runs/tables/<experiment>-<scale>``): the
@@ -21,7 +21,8 @@ runs from a repository checkout that holds ``bundles/<name>`` (see
 Example::
 
     anatosynth tables ablation --scale demo
-    anatosynth tables segmentation --synthetic-datalist acis_samples/datalist.json --set iterations=100
+    anatosynth tables segmentation --synthetic-datalist acis=refined/datalist.json \
+        --synthetic-datalist acis_minus=unrefined/datalist.json --set iterations=100
 """
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in ACIS:
             group = p.add_mutually_exclusive_group()
             group.add_argument(
-                "--synthetic-datalist", help="datalist JSON of synthetic image-annotation pairs"
+                "--synthetic-datalist",
+                action="append",
+                metavar="[ARM=]PATH",
+                help="datalist JSON of synthetic image-annotation pairs for the ACIS arm ARM (acis or "
+                "acis_minus; a bare PATH is the acis arm); repeat for both arms.  Its provenance must "
+                "name the real subjects that trained its generator (the ACIS bundle's sampling writes it)",
             )
             group.add_argument(
                 "--acis-bundle",
@@ -108,7 +114,7 @@ def build_config(args: argparse.Namespace) -> tuple[object, dict]:
         config["bundle"] = args.bundle
     if args.experiment in ACIS:
         if args.synthetic_datalist:
-            config["synthetic"] = {"datalist": args.synthetic_datalist}
+            config["synthetic"] = {"datalist": datalist_arms(args.synthetic_datalist)}
         elif args.acis_bundle:
             config["synthetic"] = {**config["synthetic"], "acis_bundle": args.acis_bundle}
         if args.acis_samples is not None:
@@ -123,13 +129,30 @@ def build_config(args: argparse.Namespace) -> tuple[object, dict]:
     return module, config
 
 
+def datalist_arms(values: list[str]) -> dict[str, str]:
+    """``--synthetic-datalist [ARM=]PATH`` values as ``{arm: path}`` (a bare path: the ``acis`` arm).
+
+    >>> datalist_arms(["a/datalist.json", "acis_minus=b/datalist.json"])
+    {'acis': 'a/datalist.json', 'acis_minus': 'b/datalist.json'}
+    """
+    out: dict[str, str] = {}
+    for value in values:
+        arm, sep, path = value.partition("=")
+        arm, path = (arm, path) if sep and arm in ("acis", "acis_minus") else ("acis", value)
+        if arm in out:
+            raise ConfigError(f"--synthetic-datalist: two datalists for the {arm} arm ({out[arm]}, {path})")
+        out[arm] = path
+    return out
+
+
 def resolve_bundles(config: dict) -> None:
     """Replace, in place, the bundles the configuration names by their folders' absolute paths
-    (:func:`resolve_bundle`): ``bundle`` and, when the synthetic arm runs, ``synthetic.acis_bundle``."""
+    (:func:`resolve_bundle`): ``bundle`` and, when an ACIS arm runs, ``synthetic.acis_bundle``."""
     if config.get("bundle") is not None:
         config["bundle"] = str(resolve_bundle(config["bundle"], "--bundle"))
     synthetic = config.get("synthetic")
-    if "synthetic" in config.get("arms", []) and isinstance(synthetic, dict) and synthetic.get("acis_bundle"):
+    acis_arms = {"acis", "acis_minus"} & set(config.get("arms", []))
+    if acis_arms and isinstance(synthetic, dict) and synthetic.get("acis_bundle"):
         synthetic["acis_bundle"] = str(resolve_bundle(synthetic["acis_bundle"], "--acis-bundle"))
 
 

@@ -12,13 +12,33 @@ Built-in tables (see each constant for the exact ids):
 - ``aseg_to_oasis35``: FreeSurfer aseg -> the 35 labels of Learn2Reg OASIS / neurite-oasis ``seg35``.
 - ``totalseg_to_abdomenctct``: TotalSegmentator v2 ("total" task) -> the 13 organs of Learn2Reg AbdomenCTCT.
 - ``totalseg_to_lobes_heart``: TotalSegmentator v2 -> 5 lung lobes + heart (the ACIS TLobes label set).
+
+Left-right counterparts of each label set (:class:`LateralPairs`, :data:`LATERAL_PAIRS`, resolved by
+:func:`get_lateral_pairs`) tell a left-right flip which ids to swap
+(:class:`~anatosynth_components.data.lateral_flip.RandLateralFlipd`):
+
+- ``oasis35``: every ``Left-*`` structure and its ``Right-*`` twin (16 pairs; 3rd and 4th ventricle
+  and brain stem are midline).  The brain is close to mirror-symmetric, so a flipped, relabelled
+  brain is a plausible brain.
+- ``abdomenctct``: left / right kidney (3 / 2) and left / right adrenal gland (13 / 12).  Every
+  other organ is unpaired: a flipped abdomen has its liver on the left and its spleen on the right
+  (situs inversus).  Image and labels still agree, and each kidney and adrenal carries the name of
+  the side it now lies on, but the anatomy is the rare mirror form.
+- ``lobes_heart``: *cannot be mirrored*.  The left lung has two lobes (upper, lower), the right lung
+  three (upper, middle, lower); the lingula of the left upper lobe is the homologue of the right
+  middle lobe.  A mirrored left lung would be a two-lobed right lung and a mirrored right lung a
+  three-lobed left lung: no relabelling of ids 1, 3 and 4 gives a lobe map a real chest could have,
+  and the heart would move to the right.  Only the lower lobes (2 / 5) correspond one to one.  The
+  table records that, and a left-right flip refuses it (flip along other axes only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from anatosynth_components.data.label_ids import id_ranges
 from anatosynth_components.errors import ConfigError
 
 #: Learn2Reg OASIS / neurite-oasis ``seg35_labels.txt`` (FreeSurfer names).
@@ -235,3 +255,189 @@ def get_label_table(table: str | LabelTable | Mapping) -> LabelTable:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"label table entries must be integer ids: {err}") from err
     return LabelTable(name=str(spec.get("name", "config")), mapping=mapping, fill=fill)
+
+
+@dataclass(frozen=True)
+class LateralPairs:
+    """Left-right counterparts in one label set, for flips along the left-right axis.
+
+    A left-right mirror of a label map moves every structure to the other side; a lateralised
+    structure then lies where its counterpart belongs and must take the counterpart's id (the left
+    kidney, mirrored, is where the right kidney is: it becomes id "right kidney").  Midline and
+    unpaired structures keep their ids.
+
+    Args:
+        name: the label set (``oasis35``, ``abdomenctct``, ``lobes_heart``) or ``"config"``.
+        pairs: left id -> right id.
+        labels: names of the set's ids (for messages; may be empty).
+        unpaired: lateralised ids with no one-to-one counterpart -> why.  A non-empty ``unpaired``
+            means the label set cannot be mirrored (:attr:`mirrorable` is False).
+
+    Example::
+
+        >>> LATERAL_PAIRS["abdomenctct"].swap
+        {3: 2, 13: 12, 2: 3, 12: 13}
+        >>> LATERAL_PAIRS["lobes_heart"].mirrorable
+        False
+    """
+
+    name: str
+    pairs: Mapping[int, int]
+    labels: Mapping[int, str] = field(default_factory=dict)
+    unpaired: Mapping[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_lateral_pairs(self.pairs, f"lateral pair table {self.name!r}")
+        both = set(self.swap) & set(self.unpaired)
+        if both:
+            raise ConfigError(
+                f"lateral pair table {self.name!r}: ids {sorted(both)} are both paired and unpaired"
+            )
+        if self.labels:
+            unknown = (set(self.swap) | set(self.unpaired)) - set(self.labels)
+            if unknown:
+                raise ConfigError(
+                    f"lateral pair table {self.name!r}: ids {sorted(unknown)} are not in its label set"
+                )
+
+    @property
+    def swap(self) -> dict[int, int]:
+        """Both directions: left -> right and right -> left."""
+        return {
+            **{int(a): int(b) for a, b in self.pairs.items()},
+            **{int(b): int(a) for a, b in self.pairs.items()},
+        }
+
+    @property
+    def mirrorable(self) -> bool:
+        """Whether a left-right mirror of a map in this label set can be relabelled into a valid map."""
+        return not self.unpaired
+
+    def name_of(self, label: int) -> str:
+        return f"{label} ({self.labels[label]})" if label in self.labels else str(label)
+
+    def refusal(self) -> str:
+        """Why this label set cannot be mirrored ("" when it can)."""
+        return "; ".join(f"{self.name_of(i)}: {why}" for i, why in sorted(self.unpaired.items()))
+
+
+def check_lateral_pairs(
+    pairs: Mapping[Any, Any], key: str = "lateral_pairs", label_ids: Iterable[int] | None = None
+) -> dict[int, int]:
+    """``pairs`` (id -> counterpart id; JSON keys may be strings; a pair may be listed in both
+    directions) checked and normalised to one entry per pair, first-listed side as the key.
+
+    A ``ConfigError`` naming ``key`` for: a non-integer or non-positive id, an id paired with
+    itself, an id paired with two different ids, and (with ``label_ids``) an id outside the label set.
+
+    Example::
+
+        >>> check_lateral_pairs({"3": 2, "2": 3, "13": 12})
+        {3: 2, 13: 12}
+        >>> check_lateral_pairs({1: 20, 20: 2})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        anatosynth_components.errors.ConfigError: lateral_pairs: id 20 is paired with both 1 and 2 ...
+    """
+    if not isinstance(pairs, Mapping):
+        raise ConfigError(
+            f'{key} must map left ids to right ids, e.g. {{"3": 2}}; got {type(pairs).__name__}'
+        )
+    partner: dict[int, int] = {}
+    out: dict[int, int] = {}
+    for raw_a, raw_b in pairs.items():
+        try:
+            if isinstance(raw_a, bool) or isinstance(raw_b, bool):
+                raise ValueError
+            a, b = int(str(raw_a)), int(str(raw_b))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: entries must be integer label ids, got {raw_a!r}: {raw_b!r}") from None
+        if a < 1 or b < 1:
+            raise ConfigError(f"{key}: {a}: {b}: ids must be >= 1 (0 is the background, which has no side)")
+        if a == b:
+            raise ConfigError(f"{key}: id {a} is paired with itself; midline structures need no entry")
+        for x, y in ((a, b), (b, a)):
+            if partner.get(x, y) != y:
+                raise ConfigError(
+                    f"{key}: id {x} is paired with both {partner[x]} and {y} (each id has one counterpart)"
+                )
+        if a not in partner:
+            out[a] = b
+        partner[a], partner[b] = b, a
+    if label_ids is not None:
+        known = {int(i) for i in label_ids}
+        unknown = set(partner) - known
+        if unknown:
+            raise ConfigError(
+                f"{key}: ids {sorted(unknown)} are not label ids of this label set ({id_ranges(known)})"
+            )
+    return out
+
+
+#: Learn2Reg OASIS: every ``Left-*`` id -> its ``Right-*`` twin (3rd / 4th ventricle, brain stem: midline).
+OASIS35_LATERAL = LateralPairs(
+    name="oasis35",
+    pairs={**{i: i + 19 for i in range(1, 11)}, **{i: i + 16 for i in range(14, 20)}},
+    labels=OASIS35_LABELS,
+)
+
+#: Learn2Reg AbdomenCTCT: left / right kidney and adrenal gland; the other organs are unpaired.
+ABDOMENCTCT_LATERAL = LateralPairs(name="abdomenctct", pairs={3: 2, 13: 12}, labels=ABDOMENCTCT_LABELS)
+
+#: Lung lobes + heart: not mirrorable (two left lobes, three right lobes); only the lower lobes pair.
+LOBES_HEART_LATERAL = LateralPairs(
+    name="lobes_heart",
+    pairs={2: 5},
+    labels=LOBES_HEART_LABELS,
+    unpaired={
+        1: "holds the lingula, the homologue of the right middle lobe, so it matches the right upper "
+        "and middle lobes together, not one lobe",
+        3: "its left counterpart is only part of the left upper lobe (without the lingula)",
+        4: "the left lung has no middle lobe (its homologue, the lingula, is part of the left upper lobe)",
+    },
+)
+
+LATERAL_PAIRS: dict[str, LateralPairs] = {
+    t.name: t for t in (OASIS35_LATERAL, ABDOMENCTCT_LATERAL, LOBES_HEART_LATERAL)
+}
+
+
+def get_lateral_pairs(
+    spec: str | LateralPairs | Mapping | None,
+    key: str = "lateral_pairs",
+    label_ids: Iterable[int] | None = None,
+) -> LateralPairs | None:
+    """Resolve ``spec``: a label set name of :data:`LATERAL_PAIRS`, a :class:`LateralPairs`, a config
+    mapping ``{"3": 2, "13": 12}`` (left -> right; both directions may be listed), or None (None).
+
+    With ``label_ids`` (e.g. ``range(1, num_classes)``) every id of the table must be one of them:
+    a table of another label set is a ``ConfigError`` naming ``key``.
+
+    Example::
+
+        get_lateral_pairs("abdomenctct", label_ids=range(1, 14)).swap   # {3: 2, 13: 12, 2: 3, 12: 13}
+        get_lateral_pairs({"3": 2}).pairs                               # {3: 2}
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec not in LATERAL_PAIRS:
+            raise ConfigError(
+                f"{key}: unknown lateral pair table {spec!r}; built-in tables: {sorted(LATERAL_PAIRS)}"
+            )
+        table = LATERAL_PAIRS[spec]
+    elif isinstance(spec, LateralPairs):
+        table = spec
+    elif isinstance(spec, Mapping):
+        table = LateralPairs(name="config", pairs=check_lateral_pairs(spec, key, label_ids))
+    else:
+        raise ConfigError(f"{key} must be a table name, a mapping of ids or null, got {type(spec).__name__}")
+    if label_ids is not None:
+        known = {int(i) for i in label_ids}
+        unknown = (set(table.swap) | set(table.unpaired)) - known
+        if unknown:
+            raise ConfigError(
+                f"{key}: table {table.name!r} has ids {sorted(unknown)} that are not label ids of this "
+                f"label set ({id_ranges(known)}); is it the table of another label set?"
+            )
+    return table

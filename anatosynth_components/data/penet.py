@@ -18,6 +18,7 @@ class) is replaced by a plain attribute holder, and no code from the file is run
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -175,3 +176,62 @@ class PENetReader(ImageReader):
             MetaKeys.ORIGINAL_CHANNEL_DIM: float("nan") if len(arrays) == 1 else 0,
         }
         return (arrays[0] if len(arrays) == 1 else np.stack(arrays)), meta
+
+
+class PENetSlices:
+    """Reads single axial slices of PENet studies without loading the whole study: the lazy
+    counterpart of :class:`PENetReader` for per-slice data paths.
+
+    ``read(address, z)`` returns slice ``z`` as float32 ``(x, y)``, i.e. exactly
+    ``PENetReader``'s ``(x, y, z)`` array at ``[..., z]`` (HU); ``depth(address)`` the number of
+    slices, from the HDF5 metadata alone.  HDF5 files are kept open between reads (one handle per
+    file, reopened in a forked process) until :meth:`close`.
+
+    Example::
+
+        slices = PENetSlices()
+        slices.depth("/data/penet/data.hdf5::1234")        # 312
+        slices.read("/data/penet/data.hdf5::1234", 100)    # float32 (512, 512), HU
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, h5py.File] = {}
+        self._pid = os.getpid()
+
+    @staticmethod
+    def accepts(address: Any) -> bool:
+        """Whether ``address`` names a study of a PENet HDF5 file (``<file>.hdf5::<study>``)."""
+        return PENetReader._split(address) is not None
+
+    def _dataset(self, address: Any) -> h5py.Dataset:
+        parts = PENetReader._split(address)
+        if parts is None:
+            raise DataError(f"{address}: not a PENet study address '<file>.hdf5{STUDY_SEP}<study>'")
+        path, study = parts
+        if os.getpid() != self._pid:  # handles do not survive a fork
+            self._files, self._pid = {}, os.getpid()
+        if path not in self._files:
+            try:
+                self._files[path] = h5py.File(path, "r")
+            except OSError as err:
+                raise DataError(f"{path}: not a readable HDF5 file ({err})") from err
+        fh = self._files[path]
+        if study not in fh or not isinstance(fh[study], h5py.Dataset) or fh[study].ndim != 3:
+            raise DataError(f"{path}: no 3-D study {study!r} in the PENet HDF5 file")
+        return fh[study]
+
+    def depth(self, address: Any) -> int:
+        """The study's number of axial slices (its HDF5 shape [z, y, x]), without reading it."""
+        return int(self._dataset(address).shape[0])
+
+    def read(self, address: Any, z: int) -> np.ndarray:
+        """Axial slice ``z`` as float32 (x, y) in HU."""
+        data = self._dataset(address)
+        if not 0 <= z < data.shape[0]:
+            raise DataError(f"{address}: slice {z} out of range (the study has {data.shape[0]} slices)")
+        return np.ascontiguousarray(np.asarray(data[z]).T, dtype=np.float32)
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        self._files = {}

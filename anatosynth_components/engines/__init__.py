@@ -17,6 +17,7 @@ from anatosynth_components.engines.checkpoint import (
     set_aside_earlier_run,
 )
 from anatosynth_components.engines.epoch_means import EpochMeans
+from anatosynth_components.engines.iteration_budget import budget_epochs, budget_sampler
 from anatosynth_components.engines.modules import frozen, unwrap
 from anatosynth_components.engines.precision import FULL_PRECISION, Precision, amp_dtype
 from anatosynth_components.engines.trainer import AnatoSynthTrainer
@@ -29,6 +30,8 @@ __all__ = [
     "Precision",
     "TrainingCheckpoint",
     "amp_dtype",
+    "budget_epochs",
+    "budget_sampler",
     "checkpoint_epoch",
     "checkpoint_files",
     "frozen",

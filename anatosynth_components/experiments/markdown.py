@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from anatosynth_components.experiments.statistics import p_value_text
+
 
 def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -34,19 +36,23 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 def p_value_lines(
     stats: Mapping[str, Mapping[str, Any]], keys: Sequence[str], titles: Sequence[str], caption: str
 ) -> list[str]:
-    """``["", caption, "", table]`` of the cells of ``stats`` that hold the p-values ``keys`` (each a
-    ``{"p": ...}`` entry), one column per key titled by ``titles``; ``[]`` when no cell has them.
+    """``["", caption, "", table]`` of the cells of ``stats`` that hold the comparisons ``keys`` (each
+    an entry of :func:`~anatosynth_components.experiments.statistics.compare_arms`: the p-value
+    against the baseline and against the best other arm), one column per key titled by ``titles``;
+    ``[]`` when no cell has them.
 
-    >>> stats = {"n4-synthetic": {"p_dice": {"p": 0.0123}}, "n4-baseline": {}}
+    >>> test = {"p": 0.0123, "note": None}
+    >>> stats = {"n4-acis": {"p_dice": {"vs_baseline": test, "vs_best_other": {**test, "arm": "augment"}}},
+    ...          "n4-baseline": {}}
     >>> print("\\n".join(p_value_lines(stats, ["p_dice"], ["p (DCS greater)"], "p-values:")))
     <BLANKLINE>
     p-values:
     <BLANKLINE>
     | cell | p (DCS greater) |
     | --- | --- |
-    | n4-synthetic | 0.0123 |
+    | n4-acis | p = 0.0123 vs baseline; p = 0.0123 vs augment |
     """
-    rows = [[k, *(f"{v[key]['p']:.4g}" for key in keys)] for k, v in stats.items() if keys[0] in v]
+    rows = [[k, *(p_value_text(v[key]) for key in keys)] for k, v in stats.items() if keys[0] in v]
     return ["", caption, "", markdown_table(["cell", *titles], rows)] if rows else []
 
 

@@ -2,8 +2,10 @@
 experiments (segmentation, reconstruction).
 
 Every arm of an experiment cell gets the same budget: ``iterations`` optimisation steps of
-``batch_size`` samples drawn uniformly with replacement from its training pool (real, or real +
-synthetic), whatever the pool's size, so that adding synthetic data adds variety, not compute.
+``batch_size`` samples drawn uniformly with replacement from its training pool, whatever the pool's
+size, so that adding synthetic data adds variety, not compute.  With a ``synthetic`` pool, every
+batch holds real and synthetic samples at the configuration's ``real_synthetic_ratio`` (default
+1:1; :mod:`~anatosynth_components.experiments.mixed_batches`), the same at every few-shot size n.
 The network is built after ``monai.utils.set_determinism(seed)``, so every arm of a cell starts
 from the same weights and sees the same sampling sequence of indices.
 
@@ -28,10 +30,11 @@ from monai.data import DataLoader
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import default_prepare_batch
 from monai.utils import set_determinism
-from torch.utils.data import Dataset, RandomSampler
+from torch.utils.data import ConcatDataset, Dataset, RandomSampler
 
 from anatosynth_components.checks import check_positive_int
 from anatosynth_components.errors import ConfigError
+from anatosynth_components.experiments.mixed_batches import DEFAULT_RATIO, MixedBatchSampler, real_per_batch
 
 
 @contextmanager
@@ -53,9 +56,11 @@ def train_cell(
     desc: str,
     progress: bool = True,
     prepare_batch: Callable = default_prepare_batch,
+    synthetic: Dataset | None = None,
 ) -> dict[str, Any]:
     """:func:`train_fixed_iterations` with the budget of an experiment ``config`` (``iterations``,
-    ``batch_size``, ``lr``, ``device``, ``seed``); returns ``{"train": its log, "train_wall_s": s}``."""
+    ``batch_size``, ``lr``, ``device``, ``seed``, and ``real_synthetic_ratio`` when ``synthetic``
+    samples are mixed in); returns ``{"train": its log, "train_wall_s": s}``."""
     t0 = time.perf_counter()
     log = train_fixed_iterations(
         network,
@@ -69,6 +74,8 @@ def train_cell(
         prepare_batch=prepare_batch,
         progress=progress,
         desc=desc,
+        synthetic=synthetic,
+        real_synthetic_ratio=config.get("real_synthetic_ratio", DEFAULT_RATIO),
     )
     return {"train": log, "train_wall_s": round(time.perf_counter() - t0, 2)}
 
@@ -86,22 +93,31 @@ def train_fixed_iterations(
     progress: bool = True,
     desc: str = "train",
     weight_decay: float = 0.0,
+    synthetic: Dataset | None = None,
+    real_synthetic_ratio: list[int] | tuple[int, int] = DEFAULT_RATIO,
 ) -> dict[str, Any]:
     """Train ``network`` in place with Adam for ``iterations`` steps; return ``{"loss_first", "loss_last"}``.
 
     Args:
         dataset: yields dicts with ``image`` and ``label`` (or what ``prepare_batch`` reads).
         prepare_batch: MONAI's ``(batch, device, non_blocking, **kwargs) -> (inputs, targets)``.
+        synthetic: a second pool mixed into every batch at ``real_synthetic_ratio`` (``[r, s]``);
+            None: batches from ``dataset`` alone.
     """
     check_positive_int("iterations", iterations)
     check_positive_int("batch_size", batch_size)
     if len(dataset) == 0:
         raise ConfigError(f"{desc}: the training pool is empty")
-    generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(
-        dataset, replacement=True, num_samples=iterations * batch_size, generator=generator
-    )
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0)
+    if synthetic is None:
+        generator = torch.Generator().manual_seed(seed)
+        sampler = RandomSampler(
+            dataset, replacement=True, num_samples=iterations * batch_size, generator=generator
+        )
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0)
+    else:
+        real = real_per_batch(batch_size, real_synthetic_ratio)
+        batches = MixedBatchSampler(len(dataset), len(synthetic), batch_size, real, iterations, seed)
+        loader = DataLoader(ConcatDataset([dataset, synthetic]), batch_sampler=batches, num_workers=0)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr, weight_decay=weight_decay)
     trainer = SupervisedTrainer(
         device=torch.device(device),

@@ -56,3 +56,13 @@ from anatosynth_components.metrics.segmentation_scores import segmentation_score
 from anatosynth_components.metrics.wilcoxon import one_sided_wilcoxon  # noqa: E402
 
 __all__ += ["image_scores", "one_sided_wilcoxon", "segmentation_scores"]
+
+# diversity of a set of samples: mean pairwise MS-SSIM (the ACIS refinement report)
+from anatosynth_components.metrics.diversity import (  # noqa: E402
+    mean_pairwise_ms_ssim,
+    ms_ssim_levels,
+    ms_ssim_weights,
+    pairwise_ms_ssim,
+)
+
+__all__ += ["mean_pairwise_ms_ssim", "ms_ssim_levels", "ms_ssim_weights", "pairwise_ms_ssim"]

@@ -8,11 +8,13 @@ and mean surface distance, from MONAI's ``DiceMetric`` and ``SurfaceDistanceMetr
   ``SurfaceDistanceMetric(symmetric=True)`` with the voxel spacing, i.e. the mean over the
   boundary voxels of both segmentations of the distance to the other one's boundary (the average
   symmetric surface distance of ref. [30] of the paper).  When a class is in the ground truth but
-  the prediction has none of it, MONAI gives +inf; that class then scores the diagonal of the
-  volume in mm (the largest distance the grid allows, the convention BraTS uses for an empty
-  prediction) and is counted in ``missed``, so a missed organ makes the MSD worse, never better.
-  A class absent from both is left out (NaN).
-- The subject's score is the mean over the classes that are not left out.
+  the prediction has none of it, the distance is undefined (MONAI gives +inf): that class is left
+  out of the MSD (NaN) and counted in ``missed``, which the tables report beside the MSD.  (Scoring
+  it with a stand-in such as the volume diagonal, hundreds of mm, would swamp the mean and std of
+  a few-mm metric; its Dice of 0 already penalises the miss.)  A class absent from both is left out
+  (NaN).
+- The subject's score is the mean over the classes that are not left out (NaN for the MSD when
+  every present class was missed).
 
 Example:
     >>> gt = torch.zeros(1, 1, 8, 8, 8, dtype=torch.long); gt[..., 2:6, 2:6, 2:6] = 1
@@ -53,8 +55,9 @@ def dice_per_class(pred: torch.Tensor, gt: torch.Tensor, num_classes: int) -> li
 def surface_distance_per_class(
     pred: torch.Tensor, gt: torch.Tensor, num_classes: int, spacing: Sequence[float]
 ) -> tuple[list[float], int]:
-    """Symmetric mean surface distance (mm) of every foreground class, and how many classes the
-    prediction missed (scored with the volume's diagonal, see the module docstring)."""
+    """Symmetric mean surface distance (mm) of every foreground class (NaN for a class absent from
+    both, or present in the ground truth and missed by the prediction), and how many classes the
+    prediction missed (see the module docstring)."""
     metric = SurfaceDistanceMetric(include_background=False, symmetric=True, reduction="none")
     spacing = [float(s) for s in spacing]
     with warnings.catch_warnings():
@@ -67,11 +70,10 @@ def surface_distance_per_class(
             _one_hot(gt, num_classes, "ground truth"),
             spacing=spacing,
         )
-    diagonal = math.sqrt(sum((n * s) ** 2 for n, s in zip(gt.shape[2:], spacing, strict=True)))
     out, missed = [], 0
     for value in values[0].tolist():
         if math.isinf(value):
-            out.append(diagonal)
+            out.append(math.nan)
             missed += 1
         else:
             out.append(float(value))

@@ -89,6 +89,21 @@ class GeneratorPolicy(nn.Module):
         generator = getattr(self.pm_generator, "module", self.pm_generator)  # DDP-wrapped or not
         return tuple(generator.latent_shape(int(batch_size)))
 
+    def synthesize(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The deterministic chain sampling uses (``AcisPairGenerator.synthesize``, ``inference.json``):
+        the policy's mean pseudo-mask and image and its most likely annotation, no exploration noise.
+
+        Returns ``pseudo_mask``, ``image`` (B, 1, *S) float32 in [0, 1]; ``annotation`` ids (B, 1, *S);
+        ``annotation_onehot`` (B, C, *S).  Call it under ``torch.no_grad()`` and eval mode for the
+        generators as sampling runs them (the refinement report does).
+        """
+        pm = self.pm_generator(z).float().clamp(0.0, 1.0)
+        logits = self.annotation_generator(pm).float()
+        ids = logits.argmax(dim=1, keepdim=True)
+        onehot = one_hot(ids, logits.shape[1], dtype=pm.dtype, dim=1)
+        image = self.image_generator(torch.cat([pm, onehot], dim=1)).float().clamp(0.0, 1.0)
+        return {"pseudo_mask": pm, "annotation": ids, "annotation_onehot": onehot, "image": image}
+
     def sample(self, z: torch.Tensor) -> PolicySample:
         """Draw pm, y_hat, x_hat for latent ``z``; ``log_prob`` keeps the graph to the generators."""
         # float32 distributions even under autocast: log pi sums over every voxel, and REINFORCE needs

@@ -2,15 +2,36 @@
 
 Each iteration: draw a real batch (x, y) and latent noise z; sample (pm, y_hat, x_hat) from the
 :class:`GeneratorPolicy`; measure Eq. 3 (:class:`AppearanceUncertainty`, frozen registration network,
-no autograd); reward ``r = -(w_img * U_image + w_ann * U_annotation)`` per sample; baseline b from
-:class:`EmaBaseline`; one optimizer step on the generators with the REINFORCE surrogate
+no autograd) for the images (``U_image``) and the one-hot annotations (``U_annotation``); reward per
+sample ``r = -(w_img * U_image / s_image + w_ann * U_annotation / s_annotation)`` with the scales ``s`` of
+:class:`RewardNormaliser` (``reward_normalisation="ema"``: running means of each term over past batches,
+so the two terms of Eq. 3 count on one scale; ``"none"``: ``s = 1``, the raw Eq. 3 reward); baseline b
+from :class:`EmaBaseline`; one optimizer step on the generators with the REINFORCE surrogate
 ``-mean((r - b) * log pi(a) / N)`` (:func:`reinforce_loss`).  N, the voxels of one image, is a constant
 rescaling of the step (log pi sums over N voxels; dividing keeps a learning rate meaningful across
-image sizes) that leaves the gradient's direction and unbiasedness unchanged.
+image sizes) that leaves the gradient's direction and unbiasedness unchanged.  With Adam (the bundles'
+optimizer) the step is about ``lr`` per parameter whatever that scale, as long as the gradients stay
+above Adam's eps: measured on the penet generators at 256 x 256, median |gradient| 1.5e-6 (0.5 % of
+the parameters below eps 1e-8), relative parameter change 6.5e-4 per step at lr 1e-5 (the bundle
+README's ``lr_refine`` row).
 
 Real sample i is paired with synthetic sample i: the real images act as the anatomy the synthetic ones
 must register to consistently (Sec. 2.3: "registration between real-world and synthesized
 image-annotation pairs").
+
+**Collapse.**  Each sample's Eq. 3 error depends only on that sample and its real partner, never on
+the other samples (the scales and the baseline only shift and scale rewards alike), so the reward holds
+no term for diversity.  At *equal* registration error a collapsed
+generator (one output for every z) earns exactly the reward of a diverse one and the policy gradient
+has no component towards collapse (``tests/test_refinement_diversity.py``: with every position of a
+categorical policy registering to the same error, the exact gradient of the expected reward is 0 and
+the uniform and the collapsed policy score the same).  But the expected reward is maximised by putting
+all mass on the output that registers best to the real data, so when outputs differ in how easily they
+register, the gradient *does* lower the policy's entropy towards the easiest one (the same test shows
+it); nothing in Eq. 3 stops a collapse onto an easily-registered mode.  The refinement report
+(:class:`~anatosynth_components.acis.refinement.report.RefinementReport`, ``models/refinement_report.json``)
+therefore measures the diversity of a fixed set of samples (mean pairwise MS-SSIM) before and after and
+warns when it fell.
 """
 
 from __future__ import annotations
@@ -26,6 +47,7 @@ from anatosynth_components.acis.refinement.policy import GeneratorPolicy
 from anatosynth_components.acis.refinement.real_batch import real_batch
 from anatosynth_components.acis.refinement.registration_trainer import REGISTRATION_HINT
 from anatosynth_components.acis.refinement.reinforce import EmaBaseline, reinforce_loss
+from anatosynth_components.acis.refinement.reward import RewardNormaliser, normalised_reward
 from anatosynth_components.acis.refinement.uncertainty import AppearanceUncertainty
 from anatosynth_components.checks import non_negative
 from anatosynth_components.engines.checkpoint import load_network
@@ -40,7 +62,9 @@ class AcisRefiner(AnatoSynthTrainer):
 
     Args:
         device: where the networks live.
-        max_epochs: epochs of refinement.
+        max_epochs: epochs of refinement (in the bundles ``refine_iterations / epoch_length``, with a
+            loader of ``epoch_length`` batches per epoch from
+            :func:`~anatosynth_components.engines.budget_sampler`).
         train_data_loader: real batches ``{"image": (B, 1, *S) in [0, 1], "label": (B, 1, *S) ids}``.
         pm_generator, annotation_generator, image_generator: the generators (see
             :class:`GeneratorPolicy` for the interface); e.g. ``@network.pseudo_mask_generator``.
@@ -54,18 +78,22 @@ class AcisRefiner(AnatoSynthTrainer):
         registration_hint: what trains the checkpoint (shown when it is missing).
         num_passes: T of Eq. 3.
         image_weight, annotation_weight: w_img, w_ann of the reward.
+        reward_normalisation: ``"ema"`` (divide each Eq. 3 term by the running mean of that term over
+            past batches, momentum ``baseline_momentum``; :class:`RewardNormaliser`) or ``"none"``.
         pm_sigma, image_sigma: exploration noise of the policy.
-        baseline_momentum: momentum of :class:`EmaBaseline`.
+        baseline_momentum: momentum of :class:`EmaBaseline` and of the reward scales.
         kwargs: ``amp``, ``checkpoint_dir``, ``resume``, ``model`` and ``model_file`` (e.g. the
             ``AcisPairGenerator`` holding the three generators, written as ``models/model_refined.pt``
             after every epoch), ``train_handlers``, ... of
             :class:`~anatosynth_components.engines.AnatoSynthTrainer`.  The checkpoint holds the three
-            generators, the optimizer, the reward baseline and the engine state.
+            generators, the optimizer, the reward baseline, the reward scales and the engine state.
 
     ``engine.state.output``: ``{"uncertainty", "reward", "baseline", "loss"}`` (batch means, floats;
-    ``uncertainty = w_img * U_image + w_ann * U_annotation = -reward``),
-    ``"losses"`` (those and ``uncertainty_image``, ``uncertainty_annotation``, for StatsHandler /
-    TensorBoardStatsHandler), ``"image"``, ``"label"`` (real), ``"pred"``, ``"pred_label"``,
+    ``uncertainty = w_img * U_image + w_ann * U_annotation``, the raw weighted Eq. 3; ``reward`` the
+    normalised one, ``= -uncertainty`` with ``reward_normalisation="none"``),
+    ``"losses"`` (those and ``uncertainty_image``, ``uncertainty_annotation``, ``scale_image``,
+    ``scale_annotation``, for StatsHandler / TensorBoardStatsHandler), ``"image"``, ``"label"`` (real),
+    ``"pred"``, ``"pred_label"``,
     ``"pseudo_mask"`` (the sample), ``"uncertainty_map"`` (B, 1, *S) of the images;
     ``engine.state.metrics``: epoch means of the ``losses`` entries.
 
@@ -98,6 +126,7 @@ class AcisRefiner(AnatoSynthTrainer):
         pm_sigma: float = 0.05,
         image_sigma: float = 0.05,
         baseline_momentum: float = 0.9,
+        reward_normalisation: str = "ema",
         **kwargs: Any,
     ) -> None:
         size = getattr(unwrap(pm_generator), "spatial_size", None)
@@ -117,6 +146,8 @@ class AcisRefiner(AnatoSynthTrainer):
         if self.image_weight + self.annotation_weight == 0:
             raise ConfigError("image_weight and annotation_weight are both 0: the reward would be constant")
         self.baseline = EmaBaseline(baseline_momentum)
+        self.normaliser = RewardNormaliser(reward_normalisation, baseline_momentum)
+        self.weights = {"image": self.image_weight, "annotation": self.annotation_weight}
         self.generators = {
             "pm_generator": pm_generator,
             "annotation_generator": annotation_generator,
@@ -124,7 +155,11 @@ class AcisRefiner(AnatoSynthTrainer):
         }
 
     def checkpoint_objects(self) -> dict[str, Any]:
-        return self.generators | {"optimizer": self.optimizer, "baseline": self.baseline}
+        return self.generators | {
+            "optimizer": self.optimizer,
+            "baseline": self.baseline,
+            "reward_scales": self.normaliser,
+        }
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         image, label = real_batch(batch, self.state.device, self.non_blocking)
@@ -142,16 +177,21 @@ class AcisRefiner(AnatoSynthTrainer):
             u = self.uncertainty(
                 image, sample.image.detach().float(), real_onehot, sample.annotation_onehot.float()
             )
-        reward = -(self.image_weight * u.image + self.annotation_weight * u.annotation)
+        terms = {"image": u.image.float(), "annotation": u.annotation.float()}
+        scales = self.normaliser(terms)
+        reward = normalised_reward(terms, self.weights, scales)
         baseline = self.baseline(reward)
         loss = reinforce_loss(sample.log_prob.float() / sample.num_voxels, reward, baseline)
         self.precision.minimize(loss, self.optimizer)
         self.precision.update()
         self.baseline.update(reward)
+        self.normaliser.update(terms)
         values = {
-            "uncertainty": float(-reward.mean()),
+            "uncertainty": float(sum(self.weights[k] * terms[k] for k in terms).mean()),
             "uncertainty_image": float(u.image.mean()),
             "uncertainty_annotation": float(u.annotation.mean()),
+            "scale_image": float(scales["image"].mean()),
+            "scale_annotation": float(scales["annotation"].mean()),
             "reward": float(reward.mean()),
             "baseline": float(baseline.mean()),
             "loss": float(loss.detach()),

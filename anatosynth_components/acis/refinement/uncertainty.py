@@ -91,8 +91,7 @@ class AppearanceUncertainty:
         with mc_dropout(self.registration):
             moving, fixed = torch.cat([image, synthetic]), torch.cat([synthetic, image])
             for _ in range(self.num_passes):
-                ddf = self.registration(moving, fixed)[1]
-                phi, varphi = ddf[:batch], ddf[batch:]
+                phi, varphi = split_fields(self.registration(moving, fixed)[1], batch)
                 image_map += self._term(image, synthetic, phi) + self._term(synthetic, image, varphi)
                 annotation_map += self._term(label, synthetic_label, phi) + self._term(
                     synthetic_label, label, varphi
@@ -109,3 +108,15 @@ class AppearanceUncertainty:
     def _term(self, moving: torch.Tensor, target: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
         """(moving o ddf - target)^2 summed over channels: (B, 1, *S)."""
         return (self.warp(moving, ddf) - target).pow(2).sum(1, keepdim=True)
+
+
+def split_fields(ddf: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(phi, varphi) of one pass from the fields of the 2B pairs ``(moving, fixed) = ([x, x_hat], [x_hat,
+    x])``: phi (B, dims, *S) registers x to x_hat (``x o phi ~ x_hat``), varphi registers x_hat to x.
+
+    With MONAI's ``Warp`` convention (``moving o ddf (p) = moving(p + ddf(p))``, ddf in voxels) the field
+    of pair (moving, fixed) is the one with ``moving o ddf ~ fixed``; the first B pairs move x onto x_hat.
+    ``tests/test_refinement_uncertainty.py`` checks the direction with a registration that computes the
+    exact translation between shifted blobs (a swapped pairing gives a large Eq. 3 value).
+    """
+    return ddf[:batch], ddf[batch:]
