@@ -103,14 +103,14 @@ MODEL_LABELS = {"unet": "3D UNet", "mednext": "MedNeXt-S"}
 SCALES: dict[str, dict[str, Any]] = {
     "demo": {
         "dataset_dir": None,
-        "demo": {"kind": "chest", "subjects": 12, "seed": 0, "shape": [32, 32, 32]},
+        "demo": {"kind": "chest", "subjects": 16, "seed": 0, "shape": [32, 32, 32]},
         "num_classes": 7,
         "spatial_size": [32, 32, 32],
-        "test_subjects": 4,
+        "test_subjects": 6,
         "n_train": [4, 8, 16, 80],
         "models": list(MODELS),
         "arms": ["baseline", "acis_minus", "acis"],
-        "iterations": 60,
+        "iterations": 300,
         "batch_size": 2,
         "real_synthetic_ratio": [1, 1],
         "lr": 0.001,
