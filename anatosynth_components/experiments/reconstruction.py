@@ -89,11 +89,12 @@ from anatosynth_components.experiments.slice_stream import (
     SliceStore,
     degraded_batches,
 )
-from anatosynth_components.experiments.statistics import compare_arms, significance_marks
+from anatosynth_components.experiments.statistics import compare_arms, significance_marks, smallest_p_lines
 from anatosynth_components.experiments.summary import mean_std, summarize
 from anatosynth_components.experiments.synthetic import (
     ACIS_ARMS,
     acis_synthetic,
+    outside_subset_lines,
     resolve_synthetic,
     run_downstream,
     synthetic_arm_items,
@@ -573,25 +574,10 @@ def build_outputs(
     ]
     if capped:
         lines.append("Capped by the data: " + "; ".join(capped) + ".")
-    if 0.5**n_scans >= 0.05:
-        lines.append(
-            f"With {n_scans} test scans no one-sided signed-rank p-value can fall below 0.05 (the smallest "
-            f"possible is 1/2^{n_scans} = {0.5**n_scans:.3g}): use more test scans for significance."
-        )
+    lines += smallest_p_lines(n_scans, "test scans")
     caption = "p-values (one-sided Wilcoxon signed-rank, greater, paired by test scan):"
     lines += p_value_lines(stats, ["p_psnr", "p_ssim"], ["PSNR", "SSIM"], caption)
-    outside = {
-        k: len(v["synthetic_source"]["trained_outside_subset"])
-        for k, v in results.items()
-        if v.get("synthetic_source") and v["synthetic_source"]["trained_outside_subset"]
-    }
-    if outside:
-        lines += [
-            "",
-            "Note: the synthetic datalist's generator was trained on real scans outside the baseline's "
-            f"({outside}): those cells see more real anatomy than the baseline (let the experiment train "
-            "ACIS itself with --acis-bundle to avoid it).",
-        ]
+    lines += outside_subset_lines(results, "the baseline's real scans")
     if config["synthetic"] is not None:
         n_syn = sorted({v.get("n_synthetic_slices", 0) for v in results.values()} - {0})
         lines += ["", f"Synthetic slices added: {n_syn}; source: {config['synthetic']}"]

@@ -76,11 +76,12 @@ from anatosynth_components.experiments.datasets import dataset_root, resolve_dat
 from anatosynth_components.experiments.markdown import demo_data_lines, markdown_table, p_value_lines
 from anatosynth_components.experiments.plots import line_panels
 from anatosynth_components.experiments.results_folder import ResultsFolder
-from anatosynth_components.experiments.statistics import compare_arms, significance_marks
+from anatosynth_components.experiments.statistics import compare_arms, significance_marks, smallest_p_lines
 from anatosynth_components.experiments.summary import mean_std, summarize
 from anatosynth_components.experiments.synthetic import (
     ACIS_ARMS,
     acis_synthetic,
+    outside_subset_lines,
     resolve_synthetic,
     run_downstream,
     synthetic_arm_items,
@@ -457,20 +458,10 @@ def build_outputs(
                 for n, req in capped.items()
             )
         )
+    lines += smallest_p_lines(len(split["test"]), "test subjects")
     caption = "p-values (one-sided Wilcoxon signed-rank, paired by test subject):"
     lines += p_value_lines(stats, ["p_dice", "p_msd"], ["DCS greater", "MSD less"], caption)
-    outside = {
-        k: len(v["synthetic_source"]["trained_outside_subset"])
-        for k, v in results.items()
-        if v.get("synthetic_source") and v["synthetic_source"]["trained_outside_subset"]
-    }
-    if outside:
-        lines += [
-            "",
-            "Note: the synthetic datalist's generator was trained on real subjects outside the row's n "
-            f"real volumes ({outside}): those rows see more real anatomy than n (a fixed datalist serves "
-            "every n; let the experiment train ACIS per n with --acis-bundle to avoid it).",
-        ]
+    lines += outside_subset_lines(results, "the row's n real volumes")
     if config["synthetic"] is not None:
         n_syn = {k: v["n_synthetic"] for k, v in results.items() if v["n_synthetic"]}
         lines += [

@@ -125,6 +125,23 @@ def p_value_text(entry: Mapping[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
+def smallest_p_lines(cases: int, what: str) -> list[str]:
+    """A note when ``cases`` paired cases (``what``: "test scans") cannot give p < 0.05: a one-sided
+    signed-rank test's smallest p-value is 1 / 2^cases.
+
+    >>> smallest_p_lines(4, "test subjects")[0][:44]
+    'With 4 test subjects no one-sided signed-ran'
+    >>> smallest_p_lines(6, "test subjects")
+    []
+    """
+    if 0.5**cases < ALPHA:
+        return []
+    return [
+        f"With {cases} {what} no one-sided signed-rank p-value can fall below {ALPHA} (the smallest "
+        f"possible is 1/2^{cases} = {0.5**cases:.3g}): use more {what} for significance."
+    ]
+
+
 def _p(test: Mapping[str, Any]) -> str:
     p = float(test["p"])
     return f"p = {p:.3g}" if math.isfinite(p) else f"p undefined ({test.get('note')})"

@@ -203,6 +203,25 @@ def check_no_leakage(path: str | Path, test_subjects: list[str]) -> list[str]:
     return subjects
 
 
+def outside_subset_lines(results: dict[str, dict[str, Any]], beyond: str) -> list[str]:
+    """The note under a table whose cells used a synthetic datalist trained on real subjects outside
+    their own real training set (``synthetic_source.trained_outside_subset``; a fixed datalist serving
+    every cell); ``beyond`` names that training set ("the row's n real volumes").  ``[]`` otherwise."""
+    outside = {
+        k: len(v["synthetic_source"]["trained_outside_subset"])
+        for k, v in results.items()
+        if v.get("synthetic_source") and v["synthetic_source"]["trained_outside_subset"]
+    }
+    if not outside:
+        return []
+    return [
+        "",
+        f"Note: the synthetic datalist's generator was trained on real subjects outside {beyond} "
+        f"({outside}): those cells see more real anatomy than that (a fixed datalist serves every cell; "
+        "let the experiment train ACIS itself with --acis-bundle to avoid it).",
+    ]
+
+
 def synthetic_arm_items(
     source: SyntheticSource,
     arm: str,
