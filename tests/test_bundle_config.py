@@ -132,3 +132,25 @@ def test_refine_overlay_run_alone_names_the_command(tmp_path):
         " settings): run both, base first: --config_file \"['configs/train.json','configs/refine.json']\""
     )
     assert expected in proc.stderr
+
+
+@pytest.mark.parametrize("bundle", ["acis_tlobes", "acis_penet"])
+def test_acis_sampling_selects_the_refined_generators_by_config(bundle, tmp_path):
+    """inference.json's ``refined`` key chooses models/model_refined.pt (the paper's ACIS) over
+    models/model.pt (ACIS-), records it in the datalist's provenance, and a missing refined model says
+    what makes it."""
+    paths = {}
+    for refined in (False, "true"):
+        parser = ConfigParser()
+        parser.read_config(str(REPO / "bundles" / bundle / "configs" / "inference.json"))
+        parser.update({"bundle_root": str(tmp_path), "refined": refined})
+        paths[refined] = parser.get_parsed_content("ckpt_path")
+        writer = next(h for h in parser.get("handlers") if h["_target_"].endswith("PairDatalistWriter"))
+        assert writer["model_file"] == "@ckpt_path" and "@refined" in writer["refined"]
+        with pytest.raises(Exception) as err:
+            parser.get_parsed_content("handlers#0")  # the CheckpointLoader needs the file
+        expected = "refine the bundle first (configs/refine.json)" if refined else "train the bundle first"
+        cause = str(err.value.__cause__)  # MONAI wraps the expression's error
+        assert expected in cause and paths[refined] in cause, cause
+    assert paths[False] == f"{tmp_path}/models/model.pt"
+    assert paths["true"] == f"{tmp_path}/models/model_refined.pt"
