@@ -70,7 +70,7 @@ def test_marks_and_p_value_lines():
     tied = compare_arms({"baseline": [1.0, 2], "acis": [1.0, 2]}, True)["acis"]
     assert math.isnan(tied["vs_baseline"]["p"]) and significance_marks(tied) == ""
     lines = p_value_lines({"n4-acis": {"p_dice": out["acis"]}, "n4-baseline": {}}, ["p_dice"], ["DCS"], "p:")
-    assert "| n4-acis | p = 0.0156 vs baseline; p = 0.0156 vs baseline |" in lines[-1]
+    assert "| n4-acis | p = 0.0156 vs baseline (also the best other arm) |" in lines[-1]
 
 
 def test_bad_inputs_are_named():

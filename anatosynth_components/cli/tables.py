@@ -2,7 +2,10 @@
 
 - ``ablation``: AnatoMaskGAN Tables I-II (SPADE and the three cumulative additions);
 - ``segmentation``: ACIS Table 1 (few-shot 3D UNet / MedNeXt: baseline, augmentation, + ACIS-, + ACIS);
-- ``reconstruction``: ACIS Table 2 (SR, deblurring, denoising with ResNet, RED-CNN, ESRT).
+- ``reconstruction``: ACIS Table 2 (SR, deblurring, denoising with ResNet, RED-CNN, ESRT);
+- ``combine``: pool finished segmentation / reconstruction runs made with different ``--set seed=S``
+  (:mod:`~anatosynth_components.experiments.seed_pool`): mean ± std across seeds, Wilcoxon tests
+  paired by (seed, test case), synthetic-pair diagnostics and refinement reports.
 
 Each writes its results folder (``--out``, default ``runs/tables/<experiment>-<scale>``): the
 exact configuration, one file per finished cell (a rerun skips them), ``table.md``, plots and
@@ -23,6 +26,7 @@ Example::
     anatosynth tables ablation --scale demo
     anatosynth tables segmentation --synthetic-datalist acis=refined/datalist.json \
         --synthetic-datalist acis_minus=unrefined/datalist.json --set iterations=100
+    anatosynth tables combine runs/seg/seed-0 runs/seg/seed-1 runs/seg/seed-2 --out runs/seg/pooled
 """
 
 from __future__ import annotations
@@ -102,6 +106,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 choices=["unit", "chest"],
                 help="synthetic images already in [0, 1] (unit) or in HU (chest window)",
             )
+    add_combine(sub)
+
+
+def add_combine(sub: argparse._SubParsersAction) -> None:
+    help_text = "pool finished runs of one experiment made with different seeds (mean ± std across seeds)"
+    p = sub.add_parser("combine", help=help_text, description=help_text)
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="results folders (each with results.json)")
+    p.add_argument("--out", required=True, help="folder for the pooled table.md, results.json and plot")
+
+
+def combine(args: argparse.Namespace) -> int:
+    from anatosynth_components.experiments.seed_pool import load_run, pool_runs, write_pool
+
+    pooled = pool_runs([load_run(folder) for folder in args.folders])
+    paths = write_pool(pooled, args.out)
+    print(Path(args.out, "table.md").read_text())
+    print(f"{len(pooled['seeds'])} runs pooled; written: {', '.join(str(p) for p in paths)}")
+    return 0
 
 
 def build_config(args: argparse.Namespace) -> tuple[object, dict]:
@@ -169,6 +191,8 @@ def require_real_data(experiment: str, config: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.experiment == "combine":
+        return combine(args)
     module, config = build_config(args)
     if args.show_config:
         import json

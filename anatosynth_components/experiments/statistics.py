@@ -115,11 +115,19 @@ def significance_marks(entry: Mapping[str, Any] | None) -> str:
 
 
 def p_value_text(entry: Mapping[str, Any] | None) -> str:
-    """``p = 0.031 vs baseline; p = 0.22 vs acis_minus`` for a table's p-value list."""
+    """``p = 0.031 vs baseline; p = 0.22 vs acis_minus`` for a table's p-value list; when the best
+    other arm is the baseline itself the one test is named once.
+
+    >>> test = {"p": 0.0123, "note": None}
+    >>> p_value_text({"vs_baseline": test, "vs_best_other": {**test, "arm": "baseline"}})
+    'p = 0.0123 vs baseline (also the best other arm)'
+    """
     if not entry:
         return "—"
     parts = [f"{_p(entry['vs_baseline'])} vs baseline"]
     other = entry.get("vs_best_other")
+    if other and other["arm"] == "baseline":
+        return parts[0] + " (also the best other arm)"
     if other:
         parts.append(f"{_p(other)} vs {other['arm']}")
     return "; ".join(parts)
