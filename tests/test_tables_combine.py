@@ -200,3 +200,15 @@ def test_cli_writes_table_results_and_plot_and_reports_errors(seg_runs, capsys):
     assert (out / "table.md").read_text().startswith("# segmentation: 3 seeds pooled (0, 1, 2)")
     assert cli.main(["tables", "combine", str(root / "seed-0"), str(root / "nope"), "--out", str(out)]) == 2
     assert "nope/results.json: no results.json; finish the run first" in capsys.readouterr().err
+
+
+def test_a_runs_folder_is_never_overwritten_by_the_pool(seg_runs):
+    root, _ = seg_runs
+    before = (root / "seed-0" / "results.json").read_bytes()
+    pooled = pool_runs([load_run(root / "seed-0"), load_run(root / "seed-1")])
+    with pytest.raises(ConfigError, match=r"seed-0 holds a run's results .*choose another --out"):
+        write_pool(pooled, root / "seed-0")
+    assert (root / "seed-0" / "results.json").read_bytes() == before
+    assert not (root / "seed-0" / "table.md").exists()
+    write_pool(pooled, root / "pooled")
+    write_pool(pooled, root / "pooled")  # a pool's own folder may be rewritten

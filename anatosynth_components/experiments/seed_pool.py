@@ -341,8 +341,18 @@ def _refinement_lines(refinement: dict[str, Any]) -> list[str]:
 
 def write_pool(pooled: dict[str, Any], out: str | Path) -> list[Path]:
     """Write ``table.md``, ``results.json`` and, for segmentation, ``segmentation.png`` into ``out``
-    (each atomically); return the paths."""
+    (each atomically); return the paths.
+
+    Raises:
+        ConfigError: ``out`` holds a run's own results (a ``results.json`` with cells, such as one of
+            the pooled folders), which the pool would overwrite.
+    """
     out = Path(out)
+    existing = out / "results.json"
+    if existing.is_file() and "cells" in _read_json(existing):
+        raise ConfigError(
+            f"{out} holds a run's results ({existing}); the pool would overwrite them: choose another --out"
+        )
     paths = [write_json(out / "results.json", canonical(pooled))]
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(pooled_markdown(pooled))
@@ -375,3 +385,11 @@ def _plot(pooled: dict[str, Any], path: Path) -> Path | None:
         title=f"{len(pooled['seeds'])} seeds pooled: mean ± std across seeds",
     )
     return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
